@@ -1,0 +1,152 @@
+package workspace
+
+import (
+	"fmt"
+
+	"gomodules.xyz/jsonpatch/v2"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/reason"
+)
+
+// Mutate decides what a script pod needs: the workspace volume, a mount in every container
+// that lacks one, and for ReadWriteOnce claims the pin to the volume's node. Running it again
+// on its own output yields no operations, so reinvocation is safe.
+func Mutate(cfg Config, pod *corev1.Pod, f Facts) Result {
+	if denied, ok := checkFacts(f); !ok {
+		return denied
+	}
+	mode := ModeOf(f.Claim)
+	if mode == ModeExclusive {
+		return deny(reason.ReadWriteOncePodWorkspace, fmt.Sprintf(
+			"workspace claim %s/%s is ReadWriteOncePod: no second pod can ever mount it, so script pods cannot share the Tentacle's workspace; "+
+				"recreate the agent's claim with accessModes [ReadWriteOnce] (or [ReadWriteMany] on a class that can serve it)",
+			f.Agent.Namespace, f.ClaimName))
+	}
+
+	rec := priorRecord(pod)
+	var ops []jsonpatch.Operation
+
+	volume := claimVolumeName(pod, f.ClaimName)
+	if volume == "" {
+		v, ok := volumeToInject(cfg, pod, f.ClaimName)
+		if !ok {
+			return deny(reason.WorkspaceNotMounted, fmt.Sprintf(
+				"cannot add the workspace claim %q: the pod already has unrelated volumes named %q and %q; rename one of them",
+				f.ClaimName, cfg.VolumeName, cfg.FallbackVolumeName))
+		}
+		ops = append(ops, appendTo("/spec/volumes", len(pod.Spec.Volumes), v))
+		volume = v.Name
+		rec.addInjected("volume")
+	}
+
+	mountOps, mountedIn := mountOps(pod, volume, cfg.MountPath)
+	ops = append(ops, mountOps...)
+	for _, c := range mountedIn {
+		rec.addMountedIn(c)
+	}
+	if len(mountOps) > 0 {
+		rec.addInjected("volumeMounts")
+	}
+	if len(mountedIn) == 0 && !anyMounts(pod, volume) {
+		return deny(reason.WorkspaceNotMounted, fmt.Sprintf(
+			"no container of the pod can mount the workspace claim %q at %s: every container already uses that path for another volume; "+
+				"free %s in the script container or mount volume %q there", f.ClaimName, cfg.MountPath, cfg.MountPath, volume))
+	}
+
+	res := Result{Mode: mode, Claim: f.ClaimName}
+	if mode == ModePin {
+		if f.Node == "" {
+			return deny(reason.WorkspaceNodeUnknown, fmt.Sprintf(
+				"workspace claim %s/%s is ReadWriteOnce and no node holds it yet (%s): the script pod would fail with a Multi-Attach error on any other node; "+
+					"retry once the Tentacle pod is running", f.Agent.Namespace, f.ClaimName, f.NodeSource))
+		}
+		if why := pinConflict(pod, f.Node); why != "" {
+			return deny(reason.ConflictingNodePin, fmt.Sprintf(
+				"workspace claim %s/%s is ReadWriteOnce and attached to node %q (%s), but the pod can never run there: %s; "+
+					"remove that node selection from the pod or the agent's script pod template",
+				f.Agent.Namespace, f.ClaimName, f.Node, f.NodeSource, why))
+		}
+		if pin := pinOps(pod, f.Node); len(pin) > 0 {
+			ops = append(ops, pin...)
+			rec.addInjected("nodeAffinity")
+			rec.Node, rec.NodeSource = f.Node, f.NodeSource
+		}
+		res.Node = f.Node
+	}
+
+	if len(ops) == 0 {
+		res.Code = reason.AlreadyComplete
+		res.Message = "the pod already mounts its workspace" + pinnedSuffix(res)
+		res.Record = rec
+		return res
+	}
+	rec.Claim, rec.Volume, rec.MountPath, rec.Mode = f.ClaimName, volume, cfg.MountPath, mode
+	res.Patch = append(ops, recordOp(pod, rec))
+	res.Record = rec
+	res.Code = reason.WorkspaceShared
+	if mode == ModePin {
+		res.Code = reason.WorkspacePinned
+	}
+	res.Message = fmt.Sprintf("workspace claim %q mounted at %s", f.ClaimName, cfg.MountPath) + pinnedSuffix(res)
+	return res
+}
+
+func pinnedSuffix(r Result) string {
+	if r.Node == "" {
+		return ""
+	}
+	return fmt.Sprintf("; pinned to node %q", r.Node)
+}
+
+// checkFacts turns missing facts into the denial that explains them.
+func checkFacts(f Facts) (Result, bool) {
+	switch {
+	case f.ClaimName == "" && f.TentaclePods == 0:
+		return deny(reason.AgentNotFound, fmt.Sprintf(
+			"no Tentacle pod of agent %s exists in namespace %q and the pod references no workspace claim, so its workspace cannot be found; "+
+				"create script pods through the agent, in the agent's namespace", f.Agent, f.Agent.Namespace)), false
+	case f.ClaimName == "":
+		return deny(reason.WorkspaceClaimUnknown, fmt.Sprintf(
+			"the Tentacle pod of agent %s mounts no PersistentVolumeClaim as its workspace (%s); "+
+				"check the agent's persistence settings", f.Agent, f.ClaimSource)), false
+	case f.Claim == nil:
+		return deny(reason.WorkspaceClaimNotFound, fmt.Sprintf(
+			"workspace claim %s/%s (%s) does not exist; reinstall or repair agent %s so that its claim exists",
+			f.Agent.Namespace, f.ClaimName, f.ClaimSource, f.Agent)), false
+	}
+	return Result{}, true
+}
+
+// mountOps adds the workspace mount to each init and app container that needs it.
+func mountOps(pod *corev1.Pod, volume, mountPath string) ([]jsonpatch.Operation, []string) {
+	var ops []jsonpatch.Operation
+	var names []string
+	for _, group := range []struct {
+		path       string
+		containers []corev1.Container
+	}{{"/spec/initContainers", pod.Spec.InitContainers}, {"/spec/containers", pod.Spec.Containers}} {
+		for i := range group.containers {
+			c := &group.containers[i]
+			if !needsMount(c, volume, mountPath) {
+				continue
+			}
+			ops = append(ops, appendTo(fmt.Sprintf("%s/%d/volumeMounts", group.path, i), len(c.VolumeMounts), workspaceMount(volume, mountPath)))
+			names = append(names, c.Name)
+		}
+	}
+	return ops, names
+}
+
+func anyMounts(pod *corev1.Pod, volume string) bool {
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range cs {
+			for _, m := range cs[i].VolumeMounts {
+				if m.Name == volume {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
