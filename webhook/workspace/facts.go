@@ -24,6 +24,8 @@ type Facts struct {
 	Agent AgentRef
 	// TentaclePods is the number of Tentacle pods of this agent found in the namespace.
 	TentaclePods int
+	// TentaclePod names one of them (the newest), "" when there is none.
+	TentaclePod string
 	// ClaimName is the agent's workspace claim ("" when it could not be determined).
 	ClaimName string
 	// ClaimSource says how ClaimName was found, for messages and the record.

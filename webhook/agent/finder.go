@@ -1,0 +1,148 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/workspace"
+)
+
+// Finder gathers workspace facts for script pods.
+type Finder struct {
+	// Cache is the scoped informer cache (see CacheOptions).
+	Cache client.Reader
+	// Live answers a cache miss with one GET against the API server.
+	Live client.Reader
+	// MountPath is the workspace path (Tentacle: /octopus).
+	MountPath string
+}
+
+// Facts returns what the cluster says about the agent of pod. pod.Namespace must be set.
+// An error means the facts could not be read (the API server or cache failed); missing
+// objects are facts, not errors.
+func (f *Finder) Facts(ctx context.Context, pod *corev1.Pod) (workspace.Facts, error) {
+	facts := workspace.Facts{Agent: workspace.AgentRef{Namespace: pod.Namespace, Release: pod.Annotations[ReleaseAnnotation]}}
+	tentacles, err := f.tentaclePods(ctx, facts.Agent)
+	if err != nil {
+		return facts, err
+	}
+	facts.TentaclePods = len(tentacles)
+	facts.TentaclePod = newest(tentacles)
+
+	claims := map[string]string{} // claim -> source
+	for i := range tentacles {
+		if c, src := tentacleClaim(&tentacles[i], f.MountPath); c != "" {
+			if _, seen := claims[c]; !seen {
+				claims[c] = src
+			}
+		}
+	}
+	known := map[string]bool{}
+	for c := range claims {
+		known[c] = true
+	}
+	facts.ClaimName, facts.ClaimSource = scriptPodClaim(pod, known, f.MountPath)
+	if facts.ClaimName == "" {
+		facts.ClaimName, facts.ClaimSource = onlyClaim(claims, tentacles, f.MountPath)
+	}
+	if facts.ClaimName == "" {
+		return facts, nil
+	}
+
+	facts.Claim, err = f.claim(ctx, pod.Namespace, facts.ClaimName)
+	if err != nil || facts.Claim == nil || workspace.ModeOf(facts.Claim) != workspace.ModePin {
+		return facts, err
+	}
+
+	facts.Node, facts.NodeSource = nodeOfRunningTentacle(tentacles, facts.ClaimName)
+	if facts.Node != "" {
+		return facts, nil
+	}
+	volume := facts.Claim.Spec.VolumeName
+	if volume != "" {
+		var vas storagev1.VolumeAttachmentList
+		if err := f.Cache.List(ctx, &vas, client.MatchingFields{VolumeAttachmentVolumeIndex: volume}); err != nil {
+			return facts, fmt.Errorf("listing VolumeAttachments of volume %s: %w", volume, err)
+		}
+		facts.Node, facts.NodeSource = nodeOfAttachment(vas.Items, volume)
+	}
+	if facts.Node == "" {
+		facts.NodeSource = whyNoNode(tentacles, facts.ClaimName, volume)
+	}
+	return facts, nil
+}
+
+// onlyClaim picks the agent's claim when the script pod references none. Several different
+// claims (several agents in one namespace and no release named) cannot be told apart.
+func onlyClaim(claims map[string]string, tentacles []corev1.Pod, mountPath string) (string, string) {
+	switch len(claims) {
+	case 1:
+		for c, src := range claims {
+			return c, src
+		}
+	case 0:
+		if len(tentacles) > 0 {
+			return "", fmt.Sprintf("Tentacle pod %s/%s has no PersistentVolumeClaim volume at %s and no %s",
+				tentacles[0].Namespace, tentacles[0].Name, mountPath, ClaimNameEnv)
+		}
+		return "", ""
+	}
+	names := make([]string, 0, len(claims))
+	for c := range claims {
+		names = append(names, c)
+	}
+	sort.Strings(names)
+	return "", fmt.Sprintf("Tentacle pods of several agents use different claims (%s) and the script pod names no release in annotation %s",
+		strings.Join(names, ", "), ReleaseAnnotation)
+}
+
+func (f *Finder) tentaclePods(ctx context.Context, agent workspace.AgentRef) ([]corev1.Pod, error) {
+	sel := client.MatchingLabels{ComponentLabel: TentacleValue}
+	if agent.Release != "" {
+		sel[InstanceLabel] = agent.Release
+	}
+	var pods corev1.PodList
+	if err := f.Cache.List(ctx, &pods, client.InNamespace(agent.Namespace), sel); err != nil {
+		return nil, fmt.Errorf("listing Tentacle pods in %s: %w", agent.Namespace, err)
+	}
+	return pods.Items, nil
+}
+
+// claim reads a claim from the cache, falling back to one live GET on a miss (a claim
+// created a moment ago may not have reached the cache). nil means it does not exist.
+func (f *Finder) claim(ctx context.Context, namespace, name string) (*corev1.PersistentVolumeClaim, error) {
+	key := types.NamespacedName{Namespace: namespace, Name: name}
+	var pvc corev1.PersistentVolumeClaim
+	err := f.Cache.Get(ctx, key, &pvc)
+	if apierrors.IsNotFound(err) && f.Live != nil {
+		err = f.Live.Get(ctx, key, &pvc)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading claim %s: %w", key, err)
+	}
+	return &pvc, nil
+}
+
+func newest(pods []corev1.Pod) string {
+	name := ""
+	var best *corev1.Pod
+	for i := range pods {
+		p := &pods[i]
+		if best == nil || best.CreationTimestamp.Before(&p.CreationTimestamp) ||
+			(best.CreationTimestamp.Equal(&p.CreationTimestamp) && p.Name > best.Name) {
+			best, name = p, p.Name
+		}
+	}
+	return name
+}

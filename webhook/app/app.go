@@ -1,0 +1,120 @@
+// Package app assembles the webhook process: manager, scoped cache, webhook server, probes
+// and handlers. cmd/workspace-webhook parses flags and calls Run; tests and the demo call Run
+// in-process against a real control plane.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	wh "github.com/octopus-agent-tools/workspace-webhook/webhook"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/agent"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/audit"
+)
+
+// Run serves the webhook until ctx is done.
+func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) error {
+	mgr, err := NewManager(cfg, opts, log)
+	if err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+// NewManager builds the manager with every handler and probe registered, not yet started.
+func NewManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manager, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	minTLS, _ := opts.tlsVersion()
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	tlsOpts := []func(*tls.Config){func(c *tls.Config) {
+		c.MinVersion = minTLS
+		if !opts.EnableHTTP2 {
+			c.NextProtos = []string{"http/1.1"}
+		}
+	}}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Logger:                 log,
+		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress: opts.ProbeAddr,
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Host: opts.Host, Port: opts.Port, CertDir: opts.CertDir, CertName: opts.CertName, KeyName: opts.KeyName, TLSOpts: tlsOpts,
+		}),
+		Cache: cache.Options{
+			ByObject:         agent.CacheByObject(),
+			DefaultTransform: cache.TransformStripManagedFields(),
+		},
+		Client: client.Options{Cache: &client.CacheOptions{Unstructured: false}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	if err := agent.IndexFields(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return nil, fmt.Errorf("indexing VolumeAttachments: %w", err)
+	}
+	// Start the informers with the manager, not on the first request, so readiness means warm.
+	for _, obj := range []client.Object{&corev1.Pod{}, &corev1.PersistentVolumeClaim{}, &corev1.PersistentVolume{}, &storagev1.VolumeAttachment{}, &storagev1.StorageClass{}} {
+		if _, err := mgr.GetCache().GetInformer(context.Background(), obj); err != nil {
+			return nil, fmt.Errorf("starting informer for %T: %w", obj, err)
+		}
+	}
+
+	metrics, err := audit.NewMetrics(nil)
+	if err != nil {
+		return nil, err
+	}
+	recorder := &audit.Recorder{Log: log.WithName("decision"), Events: mgr.GetEventRecorder("workspace-webhook"), Metrics: metrics}
+	decoder := admission.NewDecoder(mgr.GetScheme())
+	finder := &agent.Finder{Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), MountPath: opts.Workspace.MountPath}
+
+	srv := mgr.GetWebhookServer()
+	srv.Register(MutatePodPath, &webhook.Admission{Handler: &wh.PodMutator{
+		Decoder: decoder, Finder: finder, Config: opts.Workspace, ScriptPodLabel: opts.ScriptPodLabel, Recorder: recorder,
+	}})
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("webhook-server", srv.StartedChecker()); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("informer-caches", cacheSynced(mgr.GetCache())); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+// cacheSynced fails readiness until every informer has synced.
+func cacheSynced(c cache.Cache) healthz.Checker {
+	return func(r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		if !c.WaitForCacheSync(ctx) {
+			return fmt.Errorf("informer caches not synced")
+		}
+		return nil
+	}
+}

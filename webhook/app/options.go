@@ -1,0 +1,88 @@
+package app
+
+import (
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/workspace"
+)
+
+// Webhook paths served; the webhook configurations in manifests/ point at them.
+const (
+	MutatePodPath   = "/mutate-script-pod"
+	ValidatePodPath = "/validate-script-pod"
+	ValidatePVCPath = "/validate-workspace-claim"
+)
+
+// Options configure one webhook process.
+type Options struct {
+	Host, CertDir, CertName, KeyName string
+	Port                             int
+	MetricsAddr, ProbeAddr           string
+	TLSMinVersion                    string // "1.2" or "1.3"
+	EnableHTTP2                      bool
+
+	ScriptPodLabel string
+	Workspace      workspace.Config
+
+	// Namespace is the webhook's own namespace (never validated).
+	Namespace string
+	// CacheSyncTimeout bounds how long start-up waits for the informer caches.
+	CacheSyncTimeout time.Duration
+}
+
+// DefaultOptions are the production defaults.
+func DefaultOptions() Options {
+	return Options{
+		CertDir: "/tmp/k8s-webhook-server/serving-certs", CertName: "tls.crt", KeyName: "tls.key", Port: 9443,
+		MetricsAddr: ":8080", ProbeAddr: ":8081", TLSMinVersion: "1.3",
+		ScriptPodLabel: "octopus.com/scriptTicketId", Workspace: workspace.DefaultConfig(),
+		CacheSyncTimeout: 2 * time.Minute,
+	}
+}
+
+// BindFlags registers the options as command-line flags.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.Host, "host", o.Host, "Address the webhook server listens on (empty: all).")
+	fs.IntVar(&o.Port, "port", o.Port, "Port the webhook server listens on.")
+	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "Directory holding the serving certificate and key; reloaded when they change.")
+	fs.StringVar(&o.CertName, "cert-name", o.CertName, "Serving certificate file name in --cert-dir.")
+	fs.StringVar(&o.KeyName, "key-name", o.KeyName, "Serving key file name in --cert-dir.")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address of the Prometheus metrics endpoint (0 disables it).")
+	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "Address of the /healthz and /readyz endpoints.")
+	fs.StringVar(&o.TLSMinVersion, "tls-min-version", o.TLSMinVersion, "Minimum TLS version: 1.2 or 1.3.")
+	fs.BoolVar(&o.EnableHTTP2, "enable-http2", o.EnableHTTP2, "Serve HTTP/2 (off by default: CVE-2023-44487 rapid reset).")
+	fs.StringVar(&o.ScriptPodLabel, "script-pod-label", o.ScriptPodLabel, "Label key that marks script pods.")
+	fs.StringVar(&o.Workspace.MountPath, "workspace-path", o.Workspace.MountPath, "Path at which script containers expect the workspace.")
+	fs.StringVar(&o.Workspace.VolumeName, "workspace-volume-name", o.Workspace.VolumeName, "Name given to an injected workspace volume.")
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "The webhook's own namespace (default: $POD_NAMESPACE).")
+	fs.DurationVar(&o.CacheSyncTimeout, "cache-sync-timeout", o.CacheSyncTimeout, "How long start-up waits for the informer caches to sync.")
+}
+
+// Validate rejects options the process cannot run with.
+func (o *Options) Validate() error {
+	if _, err := o.tlsVersion(); err != nil {
+		return err
+	}
+	switch {
+	case o.ScriptPodLabel == "":
+		return fmt.Errorf("--script-pod-label must not be empty")
+	case o.Workspace.MountPath == "" || o.Workspace.MountPath[0] != '/':
+		return fmt.Errorf("--workspace-path must be an absolute path, got %q", o.Workspace.MountPath)
+	case o.Workspace.VolumeName == "" || o.Workspace.VolumeName == o.Workspace.FallbackVolumeName:
+		return fmt.Errorf("--workspace-volume-name must be set and differ from %q", o.Workspace.FallbackVolumeName)
+	}
+	return nil
+}
+
+func (o *Options) tlsVersion() (uint16, error) {
+	switch o.TLSMinVersion {
+	case "1.2":
+		return tls.VersionTLS12, nil
+	case "1.3", "":
+		return tls.VersionTLS13, nil
+	}
+	return 0, fmt.Errorf("--tls-min-version must be 1.2 or 1.3, got %q", o.TLSMinVersion)
+}

@@ -1,0 +1,111 @@
+package webhook
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/audit"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/reason"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/workspace"
+)
+
+// FactFinder gathers the facts about a script pod's agent.
+type FactFinder interface {
+	Facts(ctx context.Context, pod *corev1.Pod) (workspace.Facts, error)
+}
+
+// PodMutator injects the workspace and the RWO node pin into script pods.
+type PodMutator struct {
+	Decoder admission.Decoder
+	Finder  FactFinder
+	Config  workspace.Config
+	// ScriptPodLabel is the label key that marks script pods (Tentacle: octopus.com/scriptTicketId).
+	ScriptPodLabel string
+	Recorder       *audit.Recorder
+}
+
+func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	started := time.Now()
+	o := audit.Outcome{Webhook: audit.MutatePod, Agent: req.Namespace}
+	resp := m.handle(ctx, req, &o)
+	m.Recorder.Record(ctx, req, o, started, &resp)
+	return resp
+}
+
+func (m *PodMutator) handle(ctx context.Context, req admission.Request, o *audit.Outcome) admission.Response {
+	pod, resp, ok := decodeScriptPod(m.Decoder, req, m.ScriptPodLabel, o)
+	if !ok {
+		return resp
+	}
+	facts, err := m.Finder.Facts(ctx, pod)
+	if err != nil {
+		return internalError(o, err)
+	}
+	res := workspace.Mutate(m.Config, pod, facts)
+	o.Agent, o.Claim, o.Node, o.Code, o.Message = facts.Agent.String(), facts.ClaimName, res.Node, res.Code, res.Message
+	if res.Denied {
+		o.Decision = reason.Denied
+		o.EventTarget = eventTarget(facts)
+		return denied(res.Message)
+	}
+	if len(res.Patch) == 0 {
+		o.Decision = reason.Allowed
+		return admission.Allowed(res.Message)
+	}
+	o.Decision = reason.Mutated
+	return admission.Patched(res.Message, res.Patch...)
+}
+
+// decodeScriptPod decodes a pod CREATE; anything else is let through untouched (the webhook
+// configuration should not even send it).
+func decodeScriptPod(d admission.Decoder, req admission.Request, label string, o *audit.Outcome) (*corev1.Pod, admission.Response, bool) {
+	o.Decision, o.Code = reason.Allowed, reason.OutOfScope
+	if req.Operation != admissionv1.Create || req.Kind.Kind != "Pod" || req.SubResource != "" {
+		return nil, admission.Allowed("not a pod creation"), false
+	}
+	pod := &corev1.Pod{}
+	if err := d.Decode(req, pod); err != nil {
+		o.Decision, o.Code, o.Message = reason.Denied, reason.InvalidRequest, err.Error()
+		return nil, admission.Errored(http.StatusBadRequest, err), false
+	}
+	if _, ok := pod.Labels[label]; !ok {
+		return nil, admission.Allowed("not a script pod"), false
+	}
+	if pod.Namespace == "" {
+		pod.Namespace = req.Namespace
+	}
+	return pod, admission.Response{}, true
+}
+
+// internalError refuses: the facts are unknown, so admitting could let a pod run where it
+// hits a Multi-Attach error. The failurePolicy in the webhook configuration decides what the
+// API server does when the webhook cannot answer at all.
+func internalError(o *audit.Outcome, err error) admission.Response {
+	o.Decision, o.Code, o.Message = reason.Denied, reason.InternalError, err.Error()
+	return admission.Errored(http.StatusInternalServerError, err)
+}
+
+func denied(msg string) admission.Response {
+	r := admission.Denied(msg)
+	r.Result.Reason = metav1.StatusReasonForbidden
+	return r
+}
+
+// eventTarget picks an existing object for a denial Event: the Tentacle pod, else the
+// agent's claim, else the namespace.
+func eventTarget(f workspace.Facts) *corev1.ObjectReference {
+	switch {
+	case f.TentaclePod != "":
+		return &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: f.Agent.Namespace, Name: f.TentaclePod}
+	case f.Claim != nil:
+		return &corev1.ObjectReference{APIVersion: "v1", Kind: "PersistentVolumeClaim", Namespace: f.Agent.Namespace, Name: f.Claim.Name, UID: f.Claim.UID}
+	default:
+		return &corev1.ObjectReference{APIVersion: "v1", Kind: "Namespace", Name: f.Agent.Namespace}
+	}
+}
