@@ -51,8 +51,7 @@ func TestGoldenFixtures(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			fx := readFixture(t, in)
 			podJSON, pod := decodePod(t, fx.Pod)
-			facts := Facts{Agent: fx.Facts.Agent, TentaclePods: fx.Facts.TentaclePods, ClaimName: fx.Facts.ClaimName,
-				ClaimSource: fx.Facts.ClaimSource, Claim: fx.Facts.Claim, Node: fx.Facts.Node, NodeSource: fx.Facts.NodeSource}
+			facts := fixtureFacts(fx)
 
 			res := Mutate(DefaultConfig(), pod, facts)
 			got := golden{Code: string(res.Code), Denied: res.Denied, Message: res.Message}
@@ -126,6 +125,24 @@ func assertWorkspaceState(t *testing.T, pod *corev1.Pod, f Facts, res Result) {
 			}
 		}
 	}
+}
+
+func fixtureFacts(fx fixture) Facts {
+	return Facts{Agent: fx.Facts.Agent, TentaclePods: fx.Facts.TentaclePods, ClaimName: fx.Facts.ClaimName,
+		ClaimSource: fx.Facts.ClaimSource, Claim: fx.Facts.Claim, Node: fx.Facts.Node, NodeSource: fx.Facts.NodeSource}
+}
+
+func fixtureNames(t *testing.T) []string {
+	t.Helper()
+	inputs, err := filepath.Glob("testdata/*.yaml")
+	if err != nil || len(inputs) == 0 {
+		t.Fatalf("no fixtures found: %v", err)
+	}
+	names := make([]string, len(inputs))
+	for i, in := range inputs {
+		names[i] = strings.TrimSuffix(filepath.Base(in), ".yaml")
+	}
+	return names
 }
 
 func assertAddOnly(t *testing.T, res Result) {

@@ -19,17 +19,6 @@ func needsMount(c *corev1.Container, volume, mountPath string) bool {
 	return true
 }
 
-// mountsTo returns the mount and whether the container mounts volume at mountPath.
-func mountsAt(c *corev1.Container, volume, mountPath string) bool {
-	want := path.Clean(mountPath)
-	for _, m := range c.VolumeMounts {
-		if m.Name == volume && path.Clean(m.MountPath) == want {
-			return true
-		}
-	}
-	return false
-}
-
 func workspaceMount(volume, mountPath string) corev1.VolumeMount {
 	return corev1.VolumeMount{Name: volume, MountPath: mountPath}
 }

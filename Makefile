@@ -1,0 +1,67 @@
+# Octopus workspace webhook. `make help` lists the targets.
+SHELL := /usr/bin/env bash -o pipefail
+.DEFAULT_GOAL := help
+
+GO            ?= go
+BIN           := $(CURDIR)/bin
+KUBERNETES_VERSION ?= v1.36.3
+CONTROLPLANE  := $(BIN)/k8s/$(KUBERNETES_VERSION)
+IMAGE         ?= workspace-webhook:dev
+PLATFORMS     ?= linux/amd64,linux/arm64
+TEST_TIMEOUT  ?= 45m
+BENCH_COUNT   ?= 6
+export KUBERNETES_VERSION
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build the webhook binary into bin/.
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/workspace-webhook ./cmd/workspace-webhook
+
+.PHONY: fmt
+fmt: ## Format the code.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## Vet the code and check formatting.
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+.PHONY: controlplane
+controlplane: ## Build kube-apiserver, etcd, scheduler, controller manager and kwok from the Go module proxy into bin/ (cached).
+	@bash e2e/controlplane/build.sh $(CONTROLPLANE)
+
+.PHONY: unit
+unit: ## Unit and golden tests only (no control plane).
+	$(GO) test -count=1 ./webhook/... ./certs/... ./cmd/...
+
+.PHONY: test
+test: vet controlplane ## All tests: unit, golden, and end-to-end against a real control plane.
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+.PHONY: e2e
+e2e: controlplane ## End-to-end tests only.
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./e2e/...
+
+.PHONY: demo
+demo: controlplane ## Run a local control plane with fake nodes and the webhook, create an agent and a script pod, keep running.
+	$(GO) run ./cmd/demo
+
+.PHONY: bench
+bench: controlplane ## Benchmarks, each next to its baseline in the same run; results in .bench/.
+	@bash e2e/bench/run.sh $(BENCH_COUNT)
+
+.PHONY: manifests
+manifests: ## Render the kustomizations to stdout (default: cert-manager flavour).
+	$(GO) run ./manifests/render $(or $(FLAVOUR),cert-manager)
+
+.PHONY: image
+image: ## Build the multi-arch image (needs a Docker engine with buildx; not available on our build machines).
+	docker buildx build --platform $(PLATFORMS) -t $(IMAGE) .
+
+.PHONY: clean
+clean: ## Remove built binaries (keeps the cached control plane unless CLEAN_CONTROLPLANE=1).
+	rm -f $(BIN)/workspace-webhook
+	@if [ "$(CLEAN_CONTROLPLANE)" = 1 ]; then rm -rf $(BIN)/k8s $(BIN)/src; fi
