@@ -94,6 +94,9 @@ func NewManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 	srv.Register(MutatePodPath, &webhook.Admission{Handler: &wh.PodMutator{
 		Decoder: decoder, Finder: finder, Config: opts.Workspace, ScriptPodLabel: opts.ScriptPodLabel, Recorder: recorder,
 	}})
+	srv.Register(ValidatePodPath, &webhook.Admission{Handler: &wh.PodValidator{
+		Decoder: decoder, Finder: finder, ScriptPodLabel: opts.ScriptPodLabel, Recorder: recorder,
+	}})
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err

@@ -1,0 +1,116 @@
+// Package e2e runs the webhook against a real control plane: kube-apiserver, etcd,
+// kube-scheduler, kube-controller-manager and kwok nodes (package controlplane). One control
+// plane serves every test of the package; each test uses its own namespaces.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
+)
+
+var (
+	cp          *controlplane.ControlPlane
+	metricsAddr string
+	webhookLog  = &syncBuffer{}
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if _, err := controlplane.FindBinaries(); err != nil {
+		if os.Getenv("CI") == "true" {
+			fmt.Fprintln(os.Stderr, "control plane binaries missing under CI:", err)
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "SKIP e2e:", err)
+		return 0
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	root, err := controlplane.RepoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	opts := controlplane.AllComponents(3)
+	opts.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "manifests", "base", "webhooks.yaml")}}
+	cp, err = controlplane.Start(ctx, opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting control plane:", err)
+		return 1
+	}
+	defer func() { _ = cp.Stop() }()
+
+	if err := startWebhook(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "starting webhook:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// startWebhook runs the real webhook process in-process on envtest's serving certificate,
+// at the address the installed webhook configurations call.
+func startWebhook(ctx context.Context) error {
+	wio := cp.WebhookInstallOptions
+	opts := app.DefaultOptions()
+	opts.Host, opts.Port, opts.CertDir = wio.LocalServingHost, wio.LocalServingPort, wio.LocalServingCertDir
+	metricsAddr = freeAddr()
+	probeAddr := freeAddr()
+	opts.MetricsAddr, opts.ProbeAddr = metricsAddr, probeAddr
+	opts.Namespace = "octopus-workspace-webhook"
+	log := zap.New(zap.WriteTo(webhookLog), zap.UseDevMode(false))
+	mgr, err := app.NewManager(cp.Config, opts, log)
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "webhook stopped:", err)
+		}
+	}()
+	return waitHTTP(ctx, "http://"+probeAddr+"/readyz", 60*time.Second)
+}
+
+func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("not ready after %s: %v", timeout, last)
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err) // loopback with port 0 always works on a test machine
+	}
+	defer l.Close()
+	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}

@@ -1,0 +1,49 @@
+package webhook
+
+import (
+	"context"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/audit"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/reason"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/workspace"
+)
+
+// PodValidator refuses script pods whose workspace can never work, judged on the final pod
+// after every mutating webhook.
+type PodValidator struct {
+	Decoder        admission.Decoder
+	Finder         FactFinder
+	ScriptPodLabel string
+	Recorder       *audit.Recorder
+}
+
+func (v *PodValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	started := time.Now()
+	o := audit.Outcome{Webhook: audit.ValidatePod, Agent: req.Namespace}
+	resp := v.handle(ctx, req, &o)
+	v.Recorder.Record(ctx, req, o, started, &resp)
+	return resp
+}
+
+func (v *PodValidator) handle(ctx context.Context, req admission.Request, o *audit.Outcome) admission.Response {
+	pod, resp, ok := decodeScriptPod(v.Decoder, req, v.ScriptPodLabel, o)
+	if !ok {
+		return resp
+	}
+	facts, err := v.Finder.Facts(ctx, pod)
+	if err != nil {
+		return internalError(o, err)
+	}
+	res := workspace.Validate(pod, facts)
+	o.Agent, o.Claim, o.Node, o.Code, o.Message = facts.Agent.String(), facts.ClaimName, res.Node, res.Code, res.Message
+	if res.Denied {
+		o.Decision = reason.Denied
+		o.EventTarget = eventTarget(facts)
+		return denied(res.Message)
+	}
+	o.Decision = reason.Allowed
+	return admission.Allowed(res.Message)
+}
