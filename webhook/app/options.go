@@ -29,9 +29,29 @@ type Options struct {
 
 	// Namespace is the webhook's own namespace (never validated).
 	Namespace string
+
+	// CertMode is "files" (certificates mounted from a Secret, e.g. by cert-manager) or
+	// "self-managed" (the webhook keeps its own CA and serving certificate, package certs).
+	CertMode string
+	// SelfManagedSecret, ServiceName and the configuration names are used in self-managed mode.
+	SelfManagedSecret    string
+	ServiceName          string
+	MutatingConfigName   string
+	ValidatingConfigName string
+
+	// CapabilityOverrides is the admin's provisioner override file ("" for none); reloaded on change.
+	CapabilityOverrides string
+	// DenyUnknownCapability refuses ReadWriteMany claims on classes of unknown capability.
+	DenyUnknownCapability bool
 	// CacheSyncTimeout bounds how long start-up waits for the informer caches.
 	CacheSyncTimeout time.Duration
 }
+
+// Certificate modes.
+const (
+	CertModeFiles       = "files"
+	CertModeSelfManaged = "self-managed"
+)
 
 // DefaultOptions are the production defaults.
 func DefaultOptions() Options {
@@ -40,6 +60,8 @@ func DefaultOptions() Options {
 		MetricsAddr: ":8080", ProbeAddr: ":8081", TLSMinVersion: "1.3",
 		ScriptPodLabel: "octopus.com/scriptTicketId", Workspace: workspace.DefaultConfig(),
 		CacheSyncTimeout: 2 * time.Minute,
+		CertMode:         CertModeFiles, SelfManagedSecret: "workspace-webhook-tls", ServiceName: "workspace-webhook",
+		MutatingConfigName: "octopus-workspace-webhook", ValidatingConfigName: "octopus-workspace-webhook",
 	}
 }
 
@@ -59,6 +81,13 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Workspace.VolumeName, "workspace-volume-name", o.Workspace.VolumeName, "Name given to an injected workspace volume.")
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "The webhook's own namespace (default: $POD_NAMESPACE).")
 	fs.DurationVar(&o.CacheSyncTimeout, "cache-sync-timeout", o.CacheSyncTimeout, "How long start-up waits for the informer caches to sync.")
+	fs.StringVar(&o.CertMode, "cert-mode", o.CertMode, "files: serve the certificate mounted in --cert-dir (cert-manager); self-managed: keep our own CA and certificate in --self-managed-secret.")
+	fs.StringVar(&o.SelfManagedSecret, "self-managed-secret", o.SelfManagedSecret, "Secret (in --namespace) holding the self-managed CA and serving certificate.")
+	fs.StringVar(&o.ServiceName, "service-name", o.ServiceName, "Service in front of the webhook; the serving certificate names its DNS names.")
+	fs.StringVar(&o.MutatingConfigName, "mutating-webhook-configuration", o.MutatingConfigName, "MutatingWebhookConfiguration whose caBundle the self-managed mode keeps current.")
+	fs.StringVar(&o.ValidatingConfigName, "validating-webhook-configuration", o.ValidatingConfigName, "ValidatingWebhookConfiguration whose caBundle the self-managed mode keeps current.")
+	fs.StringVar(&o.CapabilityOverrides, "capability-overrides", o.CapabilityOverrides, "YAML file of provisioner ReadWriteMany overrides; reloaded when it changes.")
+	fs.BoolVar(&o.DenyUnknownCapability, "deny-unknown-capability", o.DenyUnknownCapability, "Refuse ReadWriteMany claims on classes whose capability is unknown (default: admit with a warning).")
 }
 
 // Validate rejects options the process cannot run with.
@@ -73,6 +102,10 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--workspace-path must be an absolute path, got %q", o.Workspace.MountPath)
 	case o.Workspace.VolumeName == "" || o.Workspace.VolumeName == o.Workspace.FallbackVolumeName:
 		return fmt.Errorf("--workspace-volume-name must be set and differ from %q", o.Workspace.FallbackVolumeName)
+	case o.CertMode != CertModeFiles && o.CertMode != CertModeSelfManaged:
+		return fmt.Errorf("--cert-mode must be %q or %q, got %q", CertModeFiles, CertModeSelfManaged, o.CertMode)
+	case o.CertMode == CertModeSelfManaged && (o.Namespace == "" || o.SelfManagedSecret == "" || o.ServiceName == ""):
+		return fmt.Errorf("--cert-mode=self-managed needs --namespace (or $POD_NAMESPACE), --self-managed-secret and --service-name")
 	}
 	return nil
 }
