@@ -91,12 +91,12 @@ func (j Judge) decide(class *storagev1.StorageClass, mode corev1.PersistentVolum
 	if ok {
 		return withNotes(a, notes)
 	}
+	notes = append(notes, aliasNotes(class.Provisioner)...)
 	a, ok, n := j.Overrides.answer(class.Provisioner, mode, base)
 	notes = append(notes, n...)
 	if ok {
 		return withNotes(a, notes)
 	}
-	notes = append(notes, aliasNotes(class.Provisioner)...)
 	table, inTable := fromTable(class, mode, base)
 	if inTable && table.Verdict != Unknown {
 		return withNotes(table, notes)
@@ -121,6 +121,10 @@ func withNotes(a Answer, earlier []string) Answer {
 
 func unknownProvisioner(base Answer) Answer {
 	base.Verdict, base.Source = Unknown, SourceNone
+	if strings.TrimSpace(base.Provisioner) == "" {
+		base.Reason = "the StorageClass names no provisioner"
+		return base
+	}
 	base.Reason = fmt.Sprintf("provisioner %s is not in the built-in table; declare its capability with the "+
 		"StorageClass annotation %s (e.g. '[\"ReadWriteOnce\",\"ReadWriteMany\"]') or an entry in the override file",
 		base.Provisioner, AnnotationAccessModes)
