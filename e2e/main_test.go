@@ -22,10 +22,24 @@ import (
 )
 
 var (
-	cp          *controlplane.ControlPlane
-	metricsAddr string
-	webhookLog  = &syncBuffer{}
+	cp           *controlplane.ControlPlane
+	metricsAddr  string
+	webhookLog   = &syncBuffer{}
+	auditLogPath string
 )
+
+// auditPolicy logs pod and claim creations with their admission annotations (Metadata level).
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+    verbs: ["create"]
+    resources:
+      - group: ""
+        resources: ["pods", "persistentvolumeclaims"]
+  - level: None
+`
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -49,6 +63,18 @@ func run(m *testing.M) int {
 		return 1
 	}
 	opts := controlplane.AllComponents(3)
+	auditDir, err := os.MkdirTemp("", "e2e-audit-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(auditDir)
+	opts.AuditPolicyFile, opts.AuditLogPath = filepath.Join(auditDir, "policy.yaml"), filepath.Join(auditDir, "audit.log")
+	auditLogPath = opts.AuditLogPath
+	if err := os.WriteFile(opts.AuditPolicyFile, []byte(auditPolicy), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	opts.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "manifests", "base", "webhooks.yaml")}}
 	cp, err = controlplane.Start(ctx, opts)
 	if err != nil {

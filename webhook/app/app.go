@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -75,16 +76,26 @@ func NewManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 	if err := agent.IndexFields(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return nil, fmt.Errorf("indexing VolumeAttachments: %w", err)
 	}
-	// Start the informers with the manager, not on the first request, so readiness means warm.
-	for _, obj := range []client.Object{&corev1.Pod{}, &corev1.PersistentVolumeClaim{}, &corev1.PersistentVolume{}, &storagev1.VolumeAttachment{}, &storagev1.StorageClass{}} {
-		if _, err := mgr.GetCache().GetInformer(context.Background(), obj); err != nil {
-			return nil, fmt.Errorf("starting informer for %T: %w", obj, err)
-		}
-	}
-
 	metrics, err := audit.NewMetrics(nil)
 	if err != nil {
 		return nil, err
+	}
+	// Start the informers with the manager, not on the first request, so readiness means warm.
+	for resource, obj := range map[string]client.Object{
+		"pods": &corev1.Pod{}, "persistentvolumeclaims": &corev1.PersistentVolumeClaim{}, "persistentvolumes": &corev1.PersistentVolume{},
+		"volumeattachments": &storagev1.VolumeAttachment{}, "storageclasses": &storagev1.StorageClass{},
+	} {
+		inf, err := mgr.GetCache().GetInformer(context.Background(), obj)
+		if err != nil {
+			return nil, fmt.Errorf("starting informer for %s: %w", resource, err)
+		}
+		gauge := metrics.CacheLastEvent.WithLabelValues(resource)
+		touch := func() { gauge.SetToCurrentTime() }
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc: func(any) { touch() }, UpdateFunc: func(any, any) { touch() }, DeleteFunc: func(any) { touch() },
+		}); err != nil {
+			return nil, fmt.Errorf("watching informer for %s: %w", resource, err)
+		}
 	}
 	recorder := &audit.Recorder{Log: log.WithName("decision"), Events: mgr.GetEventRecorder("workspace-webhook"), Metrics: metrics}
 	decoder := admission.NewDecoder(mgr.GetScheme())

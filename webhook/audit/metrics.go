@@ -11,6 +11,9 @@ type Metrics struct {
 	Decisions  *prometheus.CounterVec
 	Latency    *prometheus.HistogramVec
 	Capability *prometheus.CounterVec
+	// CacheLastEvent is when each informer last saw a change; a stale value on a busy cluster
+	// means the watch is broken and decisions are made on old facts.
+	CacheLastEvent *prometheus.GaugeVec
 }
 
 // NewMetrics creates the series and registers them with reg (nil: controller-runtime's
@@ -33,6 +36,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "workspace_webhook_capability_answers_total",
 			Help: "ReadWriteMany capability answers by source and verdict; verdict Unknown with source None spots unknown provisioners.",
 		}, []string{"source", "verdict", "provisioner"}),
+		CacheLastEvent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "workspace_webhook_cache_last_event_timestamp_seconds",
+			Help: "Unix time of the last add, update or delete each informer cache received, by resource.",
+		}, []string{"resource"}),
 	}
 	var err error
 	if m.Decisions, err = register(reg, m.Decisions); err != nil {
@@ -42,6 +49,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return nil, err
 	}
 	if m.Capability, err = register(reg, m.Capability); err != nil {
+		return nil, err
+	}
+	if m.CacheLastEvent, err = register(reg, m.CacheLastEvent); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -33,10 +33,16 @@ func (r *Recorder) Record(ctx context.Context, req admission.Request, o Outcome,
 	r.log(req, o)
 	// A dry-run request must have no side effects, and an Event is one.
 	if o.Decision == reason.Denied && o.EventTarget != nil && r.Events != nil && !isDryRun(req) {
-		r.Events.Eventf(o.EventTarget, nil, corev1.EventTypeWarning, string(o.Code), "Admission",
-			"%s %s/%s refused: %s", req.Kind.Kind, req.Namespace, objectName(req), o.Message)
+		// The note names the cause, not the refused object, so repeated refusals for one cause
+		// are isomorphic and the recorder folds them into one Event series instead of
+		// flooding; each refused object's name is in the audit log and the decision log.
+		r.Events.Eventf(o.EventTarget, nil, corev1.EventTypeWarning, string(o.Code), EventAction(req.Kind.Kind),
+			"%s", o.Message)
 	}
 }
+
+// EventAction is the Event action of a refusal of kind (e.g. "RefusePod").
+func EventAction(kind string) string { return "Refuse" + kind }
 
 func (r *Recorder) log(req admission.Request, o Outcome) {
 	kv := []any{
