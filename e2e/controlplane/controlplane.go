@@ -11,9 +11,13 @@
 //
 // The binaries come from e2e/controlplane/build.sh (`make controlplane`); see FindBinaries.
 // The package is Unix-only: children run in their own process group so Stop can kill them all.
+// Nothing outlives the test binary: Stop shuts everything down in order, and if the binary dies
+// without Stop (go test -timeout, panic, SIGKILL) a small watchdog process kills the processes and
+// removes the temp dirs (see watchdogScript).
 package controlplane
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -25,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -138,7 +143,8 @@ type ControlPlane struct {
 	WebhookInstallOptions envtest.WebhookInstallOptions
 	// CRDs are the CRDs installed from Options.CRDInstallOptions.
 	CRDs []*apiextensionsv1.CustomResourceDefinition
-	// Env is the underlying envtest environment (e.g. for Env.AddUser to get non-admin users).
+	// Env is the underlying envtest environment. Prefer ControlPlane.AddUser over Env.AddUser:
+	// envtest's is not safe for concurrent use.
 	Env *envtest.Environment
 	// Binaries are the executables in use.
 	Binaries Binaries
@@ -148,15 +154,20 @@ type ControlPlane struct {
 	children []*child
 	envLogs  []*os.File
 	envUp    bool
-	stopOnce sync.Once
-	stopErr  error
-	mu       sync.Mutex
+	watchdog *child
+	// watchdogPipe is the write end of the watchdog's stdin; only this process holds it.
+	watchdogPipe *os.File
+	userMu       sync.Mutex
+	stopOnce     sync.Once
+	stopErr      error
+	mu           sync.Mutex
 }
 
 // Start brings up the control plane described by o and waits until it is usable: the apiserver
 // serves, the kwok nodes are Ready without not-ready taints, and (with the controller manager)
-// the default namespace has its default ServiceAccount. ctx bounds Start only; the processes live
-// until Stop. On error everything started so far is stopped and the logs are kept (the error
+// the default namespace has its default ServiceAccount. ctx (and Options.StartTimeout) bound
+// Start only, the processes live until Stop; the etcd/apiserver phase is bounded by envtest's own
+// per-process timeout instead, as envtest takes no context. On error everything started so far is stopped and the logs are kept (the error
 // names LogDir and quotes the log tails).
 func Start(ctx context.Context, o Options) (_ *ControlPlane, retErr error) {
 	if o.StartTimeout <= 0 {
@@ -229,10 +240,11 @@ func Start(ctx context.Context, o Options) (_ *ControlPlane, retErr error) {
 		return nil, err
 	}
 	env := &envtest.Environment{
-		Scheme:                   o.Scheme,
-		UseExistingCluster:       ptr.To(false), // never silently test against USE_EXISTING_CLUSTER
-		BinaryAssetsDirectory:    filepath.Dir(bins.APIServer),
-		ControlPlaneStartTimeout: o.StartTimeout,
+		Scheme:                o.Scheme,
+		UseExistingCluster:    ptr.To(false), // never silently test against USE_EXISTING_CLUSTER
+		BinaryAssetsDirectory: filepath.Dir(bins.APIServer),
+		// Per process, and envtest retries a failed start up to five times: keep it bounded.
+		ControlPlaneStartTimeout: min(o.StartTimeout, time.Minute),
 		ControlPlaneStopTimeout:  20 * time.Second,
 	}
 	env.ControlPlane.Etcd = &envtest.Etcd{Path: bins.Etcd, Out: etcdLog, Err: etcdLog}
@@ -367,6 +379,9 @@ func Start(ctx context.Context, o Options) (_ *ControlPlane, retErr error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	if err := cp.startWatchdog(); err != nil {
+		return nil, fmt.Errorf("starting watchdog: %w", err)
+	}
 
 	if err := cp.waitReady(ctx); err != nil {
 		return nil, err
@@ -387,6 +402,11 @@ func Start(ctx context.Context, o Options) (_ *ControlPlane, retErr error) {
 func (cp *ControlPlane) Stop() error {
 	cp.stopOnce.Do(func() {
 		var errs []error
+		if cp.watchdog != nil { // an orderly stop: the watchdog must not fire
+			_ = cp.watchdog.cmd.Process.Kill()
+			<-cp.watchdog.done
+			_ = cp.watchdogPipe.Close()
+		}
 		cp.mu.Lock()
 		children := cp.children
 		cp.mu.Unlock()
@@ -406,6 +426,12 @@ func (cp *ControlPlane) Stop() error {
 		}
 		for _, f := range cp.envLogs {
 			_ = f.Close()
+		}
+		// envtest leaks the apiserver's cert dir when a start attempt fails (it is reused, and then
+		// not marked for cleaning, on retry); both dirs are always envtest-made temp dirs here.
+		if cp.Env != nil {
+			_ = os.RemoveAll(cp.Env.ControlPlane.APIServer.CertDir)
+			_ = os.RemoveAll(cp.Env.ControlPlane.Etcd.DataDir)
 		}
 		if cp.WebhookInstallOptions.LocalServingCertDir != "" {
 			_ = os.RemoveAll(cp.WebhookInstallOptions.LocalServingCertDir)
@@ -596,10 +622,28 @@ func fakeNode(name string) *corev1.Node {
 	}
 }
 
+// AddUser provisions a client-certificate user with the given name and groups (e.g. a
+// non-admin identity, to test what the webhook does for it; grant it RBAC yourself) and returns a
+// REST config for it. Safe for concurrent use.
+func (cp *ControlPlane) AddUser(user envtest.User) (*rest.Config, error) {
+	u, err := cp.addUser(user, &rest.Config{QPS: 200, Burst: 400})
+	if err != nil {
+		return nil, err
+	}
+	return u.Config(), nil
+}
+
+// addUser serialises envtest's AddUser, whose certificate serial counter is unsynchronised.
+func (cp *ControlPlane) addUser(user envtest.User, base *rest.Config) (*envtest.AuthenticatedUser, error) {
+	cp.userMu.Lock()
+	defer cp.userMu.Unlock()
+	return cp.Env.AddUser(user, base)
+}
+
 // componentKubeconfig provisions a client-certificate user named after the component (so audit
 // logs show who acted) in system:masters, and writes its kubeconfig.
 func (cp *ControlPlane) componentKubeconfig(user string) (string, error) {
-	u, err := cp.Env.AddUser(envtest.User{Name: user, Groups: []string{"system:masters"}},
+	u, err := cp.addUser(envtest.User{Name: user, Groups: []string{"system:masters"}},
 		&rest.Config{QPS: 200, Burst: 400})
 	if err != nil {
 		return "", err
@@ -694,6 +738,103 @@ func writeServiceAccountKeys(dir string) (keyPath, pubPath string, err error) {
 	return keyPath, pubPath, os.WriteFile(pubPath, pubPEM, 0o600)
 }
 
+// watchdogScript blocks reading its stdin, a pipe whose write end only this process holds. It
+// returns only when this process dies without calling Stop (go test -timeout, a panic, SIGKILL,
+// Ctrl-C of the demo): the kernel closes the pipe, and the script SIGKILLs the "pid=N" arguments
+// and removes the "/dir" arguments. Pdeathsig covers our own children on Linux, but not envtest's
+// etcd and kube-apiserver, which would otherwise outlive a killed test binary (and the apiserver,
+// its etcd gone, then hangs in graceful shutdown forever). Plain positive pids only: none of the
+// processes forks, and a pid is never a group or "all processes" wildcard.
+const watchdogScript = `read -r _
+for a; do case "$a" in pid=[1-9]*) kill -9 "${a#pid=}" 2>/dev/null;; esac; done
+for a; do case "$a" in /?*) rm -rf -- "$a";; esac; done`
+
+func (cp *ControlPlane) startWatchdog() error {
+	args := []string{"-c", watchdogScript, "controlplane-watchdog"}
+	addPID := func(pid int) {
+		if pid > 1 {
+			args = append(args, "pid="+strconv.Itoa(pid))
+		}
+	}
+	cp.mu.Lock()
+	for _, c := range cp.children {
+		addPID(c.cmd.Process.Pid)
+	}
+	cp.mu.Unlock()
+	for _, pid := range envtestPIDs(cp.Env.ControlPlane.APIServer.CertDir, cp.Env.ControlPlane.Etcd.DataDir) {
+		addPID(pid)
+	}
+	dirs := []string{cp.workDir, cp.Env.ControlPlane.APIServer.CertDir, cp.Env.ControlPlane.Etcd.DataDir,
+		cp.WebhookInstallOptions.LocalServingCertDir, cp.Env.WebhookInstallOptions.LocalServingCertDir}
+	if !cp.opts.KeepLogs {
+		dirs = append(dirs, cp.LogDir)
+	}
+	tmp := filepath.Clean(os.TempDir()) + string(filepath.Separator)
+	for _, d := range dirs {
+		// Only temp dirs this package or envtest made (os.MkdirTemp("", ...)).
+		if d = filepath.Clean(d); strings.HasPrefix(d, tmp) && len(d) > len(tmp) {
+			args = append(args, d)
+		}
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("/bin/sh", args...)
+	cmd.Stdin = r
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // not in the terminal's group: Ctrl-C must not kill it first
+	if err := cmd.Start(); err != nil {
+		_ = r.Close()
+		_ = w.Close()
+		return err
+	}
+	_ = r.Close()
+	c := &child{name: "watchdog", cmd: cmd, done: make(chan struct{})}
+	go func() { c.waitErr = cmd.Wait(); close(c.done) }()
+	cp.watchdog, cp.watchdogPipe = c, w
+	return nil
+}
+
+// envtestPIDs finds the etcd and kube-apiserver envtest started (direct children of this process
+// whose command line names their private dirs). Linux only (/proc); elsewhere nil, and those two
+// are then not covered by the watchdog.
+func envtestPIDs(dirs ...string) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	self := strconv.Itoa(os.Getpid())
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 {
+			continue
+		}
+		if f := strings.Fields(string(stat[i+1:])); len(f) < 2 || f[1] != self {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		for _, d := range dirs {
+			if d != "" && bytes.Contains(cmdline, []byte("="+d+"\x00")) {
+				out = append(out, pid)
+				break
+			}
+		}
+	}
+	return out
+}
+
 // child is one process started by this package.
 type child struct {
 	name    string
@@ -749,6 +890,9 @@ func (c *child) stop() {
 	default:
 	}
 	pgid := c.cmd.Process.Pid // Setpgid: the group id is the leader's pid
+	if pgid <= 1 {
+		return // never signal "every process" (-1) or our own group (0)
+	}
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
 	case <-c.done:
