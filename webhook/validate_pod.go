@@ -17,7 +17,9 @@ type PodValidator struct {
 	Decoder        admission.Decoder
 	Finder         FactFinder
 	ScriptPodLabel string
-	Recorder       *audit.Recorder
+	// Claims judges whether a ReadWriteMany workspace claim's class can serve it.
+	Claims   *ClaimJudge
+	Recorder *audit.Recorder
 }
 
 func (v *PodValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
@@ -43,6 +45,19 @@ func (v *PodValidator) handle(ctx context.Context, req admission.Request, o *aud
 		o.Decision = reason.Denied
 		o.EventTarget = eventTarget(facts)
 		return denied(res.Message)
+	}
+	if res.Mode == workspace.ModeShare && v.Claims != nil {
+		verdict, err := v.Claims.Judge(ctx, facts.Claim)
+		if err != nil {
+			return internalError(o, err)
+		}
+		verdict.describe(o)
+		if verdict.Denied {
+			msg := "script pod refused: its workspace " + verdict.Message
+			o.Decision, o.Code, o.Message = reason.Denied, verdict.Code, msg
+			o.EventTarget = eventTarget(facts)
+			return denied(msg)
+		}
 	}
 	o.Decision = reason.Allowed
 	return admission.Allowed(res.Message)

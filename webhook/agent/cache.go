@@ -15,6 +15,10 @@ import (
 // VolumeAttachmentVolumeIndex indexes VolumeAttachments by the PersistentVolume they attach.
 const VolumeAttachmentVolumeIndex = "spec.source.persistentVolumeName"
 
+// VolumeClassIndex indexes PersistentVolumes by their StorageClass (legacy annotation first,
+// as Kubernetes reads it), so capability evidence never scans every volume.
+const VolumeClassIndex = "storageClass"
+
 // CacheByObject scopes the informer cache to what the webhook reads: Tentacle pods only (by
 // label, never every pod in the cluster), and claims, volumes and VolumeAttachments trimmed to
 // the few fields used, so memory does not grow with the size of the objects.
@@ -32,12 +36,24 @@ func CacheByObject() map[client.Object]cache.ByObject {
 
 // IndexFields registers the cache indexes Finder queries.
 func IndexFields(ctx context.Context, indexer client.FieldIndexer) error {
-	return indexer.IndexField(ctx, &storagev1.VolumeAttachment{}, VolumeAttachmentVolumeIndex, func(o client.Object) []string {
+	if err := indexer.IndexField(ctx, &storagev1.VolumeAttachment{}, VolumeAttachmentVolumeIndex, func(o client.Object) []string {
 		va, ok := o.(*storagev1.VolumeAttachment)
 		if !ok || va.Spec.Source.PersistentVolumeName == nil {
 			return nil
 		}
 		return []string{*va.Spec.Source.PersistentVolumeName}
+	}); err != nil {
+		return err
+	}
+	return indexer.IndexField(ctx, &corev1.PersistentVolume{}, VolumeClassIndex, func(o client.Object) []string {
+		pv, ok := o.(*corev1.PersistentVolume)
+		if !ok {
+			return nil
+		}
+		if c, ok := pv.Annotations[corev1.BetaStorageClassAnnotation]; ok {
+			return []string{c}
+		}
+		return []string{pv.Spec.StorageClassName}
 	})
 }
 
@@ -81,7 +97,7 @@ var trimClaim toolscache.TransformFunc = func(obj any) (any, error) {
 		return obj, nil
 	}
 	out := &corev1.PersistentVolumeClaim{ObjectMeta: trimMeta(c.ObjectMeta)}
-	out.Annotations = pick(c.Annotations, "volume.beta.kubernetes.io/storage-class")
+	out.Annotations = pick(c.Annotations, corev1.BetaStorageClassAnnotation)
 	out.Spec.AccessModes = c.Spec.AccessModes
 	out.Spec.StorageClassName = c.Spec.StorageClassName
 	out.Spec.VolumeName = c.Spec.VolumeName
@@ -98,6 +114,7 @@ var trimVolume toolscache.TransformFunc = func(obj any) (any, error) {
 	}
 	out := &corev1.PersistentVolume{ObjectMeta: trimMeta(v.ObjectMeta)}
 	out.Labels = nil
+	out.Annotations = pick(v.Annotations, corev1.BetaStorageClassAnnotation)
 	out.Spec.AccessModes = v.Spec.AccessModes
 	out.Spec.StorageClassName = v.Spec.StorageClassName
 	out.Spec.VolumeMode = v.Spec.VolumeMode

@@ -29,6 +29,7 @@ import (
 	wh "github.com/octopus-agent-tools/workspace-webhook/webhook"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/agent"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/audit"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/storage"
 )
 
 // Run serves the webhook until ctx is done.
@@ -105,8 +106,29 @@ func NewManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 	srv.Register(MutatePodPath, &webhook.Admission{Handler: &wh.PodMutator{
 		Decoder: decoder, Finder: finder, Config: opts.Workspace, ScriptPodLabel: opts.ScriptPodLabel, Recorder: recorder,
 	}})
+	claims := &wh.ClaimJudge{Cache: mgr.GetClient(), DenyUnknown: opts.DenyUnknownCapability, Metrics: metrics}
+	if opts.CapabilityOverrides != "" {
+		watcher := storage.NewOverrideWatcher(opts.CapabilityOverrides, storage.WatcherOptions{
+			OnError: func(err error) { log.Error(err, "capability override file rejected; keeping the last good one") },
+		})
+		// A bad file at start-up is fatal: better to fail the rollout than to judge wrongly.
+		if err := watcher.Reload(); err != nil {
+			return nil, fmt.Errorf("--capability-overrides: %w", err)
+		}
+		if err := mgr.Add(watcher); err != nil {
+			return nil, err
+		}
+		claims.Overrides = watcher.Current
+	}
 	srv.Register(ValidatePodPath, &webhook.Admission{Handler: &wh.PodValidator{
-		Decoder: decoder, Finder: finder, ScriptPodLabel: opts.ScriptPodLabel, Recorder: recorder,
+		Decoder: decoder, Finder: finder, ScriptPodLabel: opts.ScriptPodLabel, Claims: claims, Recorder: recorder,
+	}})
+	excluded := map[string]bool{"kube-system": true, "kube-node-lease": true}
+	if opts.Namespace != "" {
+		excluded[opts.Namespace] = true
+	}
+	srv.Register(ValidatePVCPath, &webhook.Admission{Handler: &wh.ClaimValidator{
+		Decoder: decoder, Claims: claims, ExcludedNamespaces: excluded, Recorder: recorder,
 	}})
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

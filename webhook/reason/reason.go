@@ -64,6 +64,9 @@ const (
 	ReadWriteManyUnverified Code = "ReadWriteManyUnverified"
 	// NotReadWriteMany: the claim does not ask for RWX; nothing to check.
 	NotReadWriteMany Code = "NotReadWriteMany"
+	// NoStorageClass: the claim resolves to no StorageClass (""), so it binds to a pre-created
+	// volume; there is no provisioner to judge.
+	NoStorageClass Code = "NoStorageClass"
 	// OutOfScope: the object is outside the configured scope (namespace or claim selection).
 	OutOfScope Code = "OutOfScope"
 )

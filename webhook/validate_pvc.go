@@ -1,0 +1,66 @@
+package webhook
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/audit"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/reason"
+)
+
+// ClaimValidator refuses ReadWriteMany claims on classes that cannot serve them, at once and
+// with the reason, instead of a claim that stays Pending for ever.
+type ClaimValidator struct {
+	Decoder admission.Decoder
+	Claims  *ClaimJudge
+	// ExcludedNamespaces are never judged (kube-system, kube-node-lease, our own), whatever
+	// the webhook configuration sends.
+	ExcludedNamespaces map[string]bool
+	Recorder           *audit.Recorder
+}
+
+func (v *ClaimValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	started := time.Now()
+	o := audit.Outcome{Webhook: audit.ValidatePVC, Agent: req.Namespace}
+	resp := v.handle(ctx, req, &o)
+	v.Recorder.Record(ctx, req, o, started, &resp)
+	return resp
+}
+
+func (v *ClaimValidator) handle(ctx context.Context, req admission.Request, o *audit.Outcome) admission.Response {
+	o.Decision, o.Code = reason.Allowed, reason.OutOfScope
+	if req.Operation != admissionv1.Create || req.Kind.Kind != "PersistentVolumeClaim" || req.SubResource != "" {
+		return admission.Allowed("not a claim creation")
+	}
+	if v.ExcludedNamespaces[req.Namespace] {
+		return admission.Allowed("namespace " + req.Namespace + " is never validated")
+	}
+	claim := &corev1.PersistentVolumeClaim{}
+	if err := v.Decoder.Decode(req, claim); err != nil {
+		o.Decision, o.Code, o.Message = reason.Denied, reason.InvalidRequest, err.Error()
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	if claim.Namespace == "" {
+		claim.Namespace = req.Namespace
+	}
+	o.Claim = claim.Name
+	verdict, err := v.Claims.Judge(ctx, claim)
+	if err != nil {
+		return internalError(o, err)
+	}
+	verdict.describe(o)
+	o.Code, o.Message = verdict.Code, verdict.Message
+	if verdict.Denied {
+		o.Decision = reason.Denied
+		// The claim does not exist yet: the Event goes on its namespace.
+		o.EventTarget = &corev1.ObjectReference{APIVersion: "v1", Kind: "Namespace", Name: req.Namespace, Namespace: req.Namespace}
+		return denied(verdict.Message)
+	}
+	o.Decision = reason.Allowed
+	return admission.Allowed(verdict.Message)
+}
