@@ -39,7 +39,7 @@ const (
 	WorkspaceNodeUnknown Code = "WorkspaceNodeUnknown"
 	// ConflictingNodePin: the pod is already bound or pinned to a node other than the volume's.
 	ConflictingNodePin Code = "ConflictingNodePin"
-	// WorkspacePathTaken: no container could receive the workspace mount.
+	// WorkspaceNotMounted: no container mounts (or could be given) the workspace claim.
 	WorkspaceNotMounted Code = "WorkspaceNotMounted"
 	// WorkspaceNotPinned: RWO claim, but the final pod is not pinned to the volume's node.
 	WorkspaceNotPinned Code = "WorkspaceNotPinned"
@@ -70,3 +70,15 @@ const (
 	// OutOfScope: the object is outside the configured scope (namespace or claim selection).
 	OutOfScope Code = "OutOfScope"
 )
+
+// All lists every code, in the order of docs/audit.md. A test keeps it, the constants above
+// and the documentation in step.
+func All() []Code {
+	return []Code{
+		WorkspacePinned, WorkspaceShared, AlreadyComplete,
+		AgentNotFound, WorkspaceClaimUnknown, WorkspaceClaimNotFound, ReadWriteOncePodWorkspace,
+		WorkspaceNodeUnknown, ConflictingNodePin, WorkspaceNotMounted, WorkspaceNotPinned,
+		ReadWriteManyUnsupported, ReadWriteManyUnknown, InvalidRequest, InternalError,
+		WorkspaceValid, ReadWriteManySupported, ReadWriteManyUnverified, NotReadWriteMany, NoStorageClass, OutOfScope,
+	}
+}

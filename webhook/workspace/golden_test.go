@@ -5,12 +5,15 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	jsonpatchapply "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/reason"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files from the current output")
@@ -54,6 +57,9 @@ func TestGoldenFixtures(t *testing.T) {
 			facts := fixtureFacts(fx)
 
 			res := Mutate(DefaultConfig(), pod, facts)
+			if !slices.Contains(reason.All(), res.Code) {
+				t.Fatalf("decision carries undocumented reason code %q", res.Code)
+			}
 			got := golden{Code: string(res.Code), Denied: res.Denied, Message: res.Message}
 			var patched []byte
 			if !res.Denied {
