@@ -45,6 +45,10 @@ test: vet controlplane ## All tests: unit, golden, and end-to-end against a real
 e2e: controlplane ## End-to-end tests only.
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./e2e/...
 
+.PHONY: fuzz
+fuzz: ## Fuzz the pure mutation (patch applies, add-only, idempotent) for FUZZTIME (default 60s).
+	$(GO) test ./webhook/workspace -run '^$$' -fuzz FuzzMutate -fuzztime $(or $(FUZZTIME),60s)
+
 .PHONY: demo
 demo: controlplane ## Run a local control plane with fake nodes and the webhook, create an agent and a script pod, keep running.
 	$(GO) run ./cmd/demo
