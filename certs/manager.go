@@ -25,6 +25,9 @@ type Options struct {
 	// ServiceName is the webhook Service; the serving certificate names
 	// <svc>.<ns>.svc, <svc>.<ns>.svc.cluster.local, <svc>.<ns> and <svc>.
 	ServiceName string
+	// ExtraDNSNames are added to the serving certificate, for webhooks reached by URL (e.g.
+	// through an ingress, or localhost in tests) rather than through the Service.
+	ExtraDNSNames []string
 	// Webhook configurations whose every caBundle we keep; empty skips one.
 	MutatingWebhookConfigName, ValidatingWebhookConfigName string
 
@@ -127,7 +130,7 @@ func NewManager(c client.Client, opts Options) (*Manager, error) {
 		ready:  make(chan struct{}),
 		policy: policy{
 			caName:           opts.ServiceName,
-			dnsNames:         serviceDNSNames(opts.ServiceName, opts.Namespace),
+			dnsNames:         append(serviceDNSNames(opts.ServiceName, opts.Namespace), opts.ExtraDNSNames...),
 			servingValidity:  opts.ServingValidity,
 			caValidity:       opts.CAValidity,
 			renewPct:         opts.RenewBeforePercentage,

@@ -7,7 +7,9 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -26,19 +28,47 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/octopus-agent-tools/workspace-webhook/certs"
 	wh "github.com/octopus-agent-tools/workspace-webhook/webhook"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/agent"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/audit"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/storage"
 )
 
-// Run serves the webhook until ctx is done.
+// Run serves the webhook until ctx is done. In self-managed mode the certificates are
+// bootstrapped first: the webhook server's certificate watcher needs the files at start.
 func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) error {
 	mgr, err := NewManager(cfg, opts, log)
 	if err != nil {
 		return err
 	}
+	if opts.CertMode == CertModeSelfManaged {
+		cm, err := newCertManager(cfg, opts, log)
+		if err != nil {
+			return err
+		}
+		go func() { _ = cm.Start(ctx) }() // retries with back-off until ctx ends
+		if err := cm.WaitReady(ctx); err != nil {
+			return fmt.Errorf("waiting for self-managed certificates: %w", err)
+		}
+	}
 	return mgr.Start(ctx)
+}
+
+// newCertManager keeps our CA and serving certificate. It reads and writes one Secret and
+// two webhook configurations by name with a live client: nothing of it is cached or listed.
+func newCertManager(cfg *rest.Config, opts Options, log logr.Logger) (*certs.Manager, error) {
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return certs.NewManager(c, certs.Options{
+		Namespace: opts.Namespace, SecretName: opts.SelfManagedSecret, ServiceName: opts.ServiceName,
+		ExtraDNSNames:             opts.ExtraDNSNames,
+		MutatingWebhookConfigName: opts.MutatingConfigName, ValidatingWebhookConfigName: opts.ValidatingConfigName,
+		CertDir: opts.CertDir, CertName: opts.CertName, KeyName: opts.KeyName,
+		CheckInterval: opts.CertCheckInterval, Logger: log.WithName("certs"),
+	})
 }
 
 // NewManager builds the manager with every handler and probe registered, not yet started.
@@ -138,6 +168,11 @@ func NewManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 		return nil, err
 	}
 	if err := mgr.AddReadyzCheck("informer-caches", cacheSynced(mgr.GetCache())); err != nil {
+		return nil, err
+	}
+	// Ready only while the certificate being served is valid and is the one on disk.
+	serving := certs.ServingCertChecker(opts.CertDir, opts.CertName, opts.KeyName, net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)))
+	if err := mgr.AddReadyzCheck("serving-certificate", serving); err != nil {
 		return nil, err
 	}
 	return mgr, nil

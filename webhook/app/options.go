@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/workspace"
@@ -38,6 +39,10 @@ type Options struct {
 	ServiceName          string
 	MutatingConfigName   string
 	ValidatingConfigName string
+	// ExtraDNSNames are added to the self-managed serving certificate (webhooks reached by URL).
+	ExtraDNSNames []string
+	// CertCheckInterval is how often the self-managed mode checks its certificates.
+	CertCheckInterval time.Duration
 
 	// CapabilityOverrides is the admin's provisioner override file ("" for none); reloaded on change.
 	CapabilityOverrides string
@@ -62,6 +67,7 @@ func DefaultOptions() Options {
 		CacheSyncTimeout: 2 * time.Minute,
 		CertMode:         CertModeFiles, SelfManagedSecret: "workspace-webhook-tls", ServiceName: "workspace-webhook",
 		MutatingConfigName: "octopus-workspace-webhook", ValidatingConfigName: "octopus-workspace-webhook",
+		CertCheckInterval: time.Minute,
 	}
 }
 
@@ -86,6 +92,16 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.ServiceName, "service-name", o.ServiceName, "Service in front of the webhook; the serving certificate names its DNS names.")
 	fs.StringVar(&o.MutatingConfigName, "mutating-webhook-configuration", o.MutatingConfigName, "MutatingWebhookConfiguration whose caBundle the self-managed mode keeps current.")
 	fs.StringVar(&o.ValidatingConfigName, "validating-webhook-configuration", o.ValidatingConfigName, "ValidatingWebhookConfiguration whose caBundle the self-managed mode keeps current.")
+	fs.Func("extra-dns-names", "Comma-separated DNS names added to the self-managed serving certificate (webhooks reached by URL).", func(v string) error {
+		o.ExtraDNSNames = nil
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				o.ExtraDNSNames = append(o.ExtraDNSNames, n)
+			}
+		}
+		return nil
+	})
+	fs.DurationVar(&o.CertCheckInterval, "cert-check-interval", o.CertCheckInterval, "How often the self-managed mode checks its CA, serving certificate and caBundles.")
 	fs.StringVar(&o.CapabilityOverrides, "capability-overrides", o.CapabilityOverrides, "YAML file of provisioner ReadWriteMany overrides; reloaded when it changes.")
 	fs.BoolVar(&o.DenyUnknownCapability, "deny-unknown-capability", o.DenyUnknownCapability, "Refuse ReadWriteMany claims on classes whose capability is unknown (default: admit with a warning).")
 }
