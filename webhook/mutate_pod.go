@@ -31,11 +31,7 @@ type PodMutator struct {
 }
 
 func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admission.Response {
-	started := time.Now()
-	o := audit.Outcome{Webhook: audit.MutatePod, Agent: req.Namespace}
-	resp := m.handle(ctx, req, &o)
-	m.Recorder.Record(ctx, req, o, started, &resp)
-	return resp
+	return recorded(ctx, req, audit.MutatePod, m.Recorder, func(o *audit.Outcome) admission.Response { return m.handle(ctx, req, o) })
 }
 
 func (m *PodMutator) handle(ctx context.Context, req admission.Request, o *audit.Outcome) admission.Response {
@@ -60,6 +56,15 @@ func (m *PodMutator) handle(ctx context.Context, req admission.Request, o *audit
 	}
 	o.Decision = reason.Mutated
 	return admission.Patched(res.Message, res.Patch...)
+}
+
+// recorded runs handle and writes its outcome to every audit channel exactly once.
+func recorded(ctx context.Context, req admission.Request, webhook string, r *audit.Recorder, handle func(*audit.Outcome) admission.Response) admission.Response {
+	started := time.Now()
+	o := audit.Outcome{Webhook: webhook, Agent: req.Namespace}
+	resp := handle(&o)
+	r.Record(ctx, req, o, started, &resp)
+	return resp
 }
 
 // decodeScriptPod decodes a pod CREATE; anything else is let through untouched (the webhook

@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -23,11 +22,7 @@ type PodValidator struct {
 }
 
 func (v *PodValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
-	started := time.Now()
-	o := audit.Outcome{Webhook: audit.ValidatePod, Agent: req.Namespace}
-	resp := v.handle(ctx, req, &o)
-	v.Recorder.Record(ctx, req, o, started, &resp)
-	return resp
+	return recorded(ctx, req, audit.ValidatePod, v.Recorder, func(o *audit.Outcome) admission.Response { return v.handle(ctx, req, o) })
 }
 
 func (v *PodValidator) handle(ctx context.Context, req admission.Request, o *audit.Outcome) admission.Response {

@@ -3,7 +3,6 @@ package webhook
 import (
 	"context"
 	"net/http"
-	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -25,11 +24,7 @@ type ClaimValidator struct {
 }
 
 func (v *ClaimValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
-	started := time.Now()
-	o := audit.Outcome{Webhook: audit.ValidatePVC, Agent: req.Namespace}
-	resp := v.handle(ctx, req, &o)
-	v.Recorder.Record(ctx, req, o, started, &resp)
-	return resp
+	return recorded(ctx, req, audit.ValidatePVC, v.Recorder, func(o *audit.Outcome) admission.Response { return v.handle(ctx, req, o) })
 }
 
 func (v *ClaimValidator) handle(ctx context.Context, req admission.Request, o *audit.Outcome) admission.Response {
