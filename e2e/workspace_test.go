@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -232,4 +233,45 @@ func TestUnlabelledPodsAreNeverSent(t *testing.T) {
 	if got := total(after) - before; got != 2 { // the labelled pod: one mutating + one validating decision
 		t.Fatalf("webhook decisions moved by %v, want exactly 2 (for the labelled pod only): %v", got, after)
 	}
+}
+
+// When the Tentacle moves to another node (and its volume with it), script pods follow, and
+// the move is an Event on the Tentacle pod.
+func TestPinsFollowTheTentacleWhenItMoves(t *testing.T) {
+	ctx := ctxFor(t, 3*time.Minute)
+	a := tentacle.Agent{Namespace: "octopus-agent-moves", Release: "prod", AccessModes: rwo, NodeSelector: onNode("node-1")}
+	installAgent(t, ctx, a, true)
+	first := a.ScriptPod("moves01", tentacle.StyleV2)
+	must(t, createScriptPod(t, ctx, first))
+	if r := record(t, first); r.Node != "node-1" {
+		t.Fatalf("first pod pinned to %s, want node-1", r.Node)
+	}
+
+	must(t, cp.Client.Patch(ctx, a.Deployment(), client.RawPatch("application/merge-patch+json",
+		[]byte(`{"spec":{"template":{"spec":{"nodeSelector":{"kubernetes.io/hostname":"node-3"}}}}}`))))
+	var moved *corev1.Pod
+	eventually(t, ctx, "Tentacle running on node-3 alone", func() (bool, string) {
+		var pods corev1.PodList
+		must(t, cp.Client.List(ctx, &pods, client.InNamespace(a.Namespace), client.MatchingLabels(a.TentacleLabels())))
+		if len(pods.Items) != 1 || pods.Items[0].Spec.NodeName != "node-3" || pods.Items[0].Status.Phase != corev1.PodRunning {
+			return false, fmt.Sprintf("%d pods", len(pods.Items))
+		}
+		moved = &pods.Items[0]
+		return true, ""
+	})
+	second := a.ScriptPod("moves02", tentacle.StyleV2)
+	must(t, createScriptPod(t, ctx, second))
+	if node := waitScheduled(t, ctx, second); node != "node-3" {
+		t.Fatalf("after the move, scheduled to %s, want node-3", node)
+	}
+	eventually(t, ctx, "pin-moved Event on the Tentacle pod", func() (bool, string) {
+		var list eventsv1.EventList
+		must(t, cp.Client.List(ctx, &list, client.InNamespace(a.Namespace)))
+		for _, e := range list.Items {
+			if e.Reason == "WorkspacePinMoved" && e.Regarding.Name == moved.Name && strings.Contains(e.Note, "node node-3 instead of node-1") {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d events", len(list.Items))
+	})
 }

@@ -45,6 +45,10 @@ func (m *PodMutator) handle(ctx context.Context, req admission.Request, o *audit
 	}
 	res := workspace.Mutate(m.Config, pod, facts)
 	o.Agent, o.Claim, o.Node, o.Code, o.Message = facts.Agent.String(), facts.ClaimName, res.Node, res.Code, res.Message
+	o.NodeSource = facts.NodeSource
+	if facts.TentaclePod != "" {
+		o.Tentacle = &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: facts.Agent.Namespace, Name: facts.TentaclePod}
+	}
 	if res.Denied {
 		o.Decision = reason.Denied
 		o.EventTarget = eventTarget(facts)

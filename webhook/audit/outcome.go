@@ -31,6 +31,10 @@ type Outcome struct {
 	// EventTarget is the existing object a denial Event is recorded on (the Tentacle pod,
 	// the agent's claim, or the namespace). nil records no Event.
 	EventTarget *corev1.ObjectReference
+	// NodeSource says why Node holds the workspace; Tentacle is the agent's Tentacle pod.
+	// Together they let the recorder tell when an agent's pins move to another node.
+	NodeSource string
+	Tentacle   *corev1.ObjectReference
 }
 
 // Annotation keys; the kube-apiserver prefixes each with the webhook configuration's name.

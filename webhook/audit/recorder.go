@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -17,7 +18,13 @@ type Recorder struct {
 	Log     logr.Logger
 	Events  events.EventRecorder
 	Metrics *Metrics
+
+	mu       sync.Mutex
+	lastNode map[string]string // agent and claim -> node its script pods were last pinned to
 }
+
+// PinMovedReason is the reason of the Normal Event recorded when an agent's pins move.
+const PinMovedReason = "WorkspacePinMoved"
 
 // Record is called exactly once per admission request, with the response about to be sent,
 // and adds the audit annotations to it.
@@ -31,6 +38,7 @@ func (r *Recorder) Record(ctx context.Context, req admission.Request, o Outcome,
 		r.Metrics.Latency.WithLabelValues(o.Webhook).Observe(time.Since(started).Seconds())
 	}
 	r.log(req, o)
+	r.notePin(req, o)
 	// A dry-run request must have no side effects, and an Event is one.
 	if o.Decision == reason.Denied && o.EventTarget != nil && r.Events != nil && !isDryRun(req) {
 		// The note names the cause, not the refused object, so repeated refusals for one cause
@@ -39,6 +47,28 @@ func (r *Recorder) Record(ctx context.Context, req admission.Request, o Outcome,
 		r.Events.Eventf(o.EventTarget, nil, corev1.EventTypeWarning, string(o.Code), EventAction(req.Kind.Kind),
 			"%s", o.Message)
 	}
+}
+
+// notePin records a Normal Event on the Tentacle pod when script pods of an agent start
+// being pinned to another node than before (a rescheduled Tentacle, a moved volume). The
+// memory is per replica and starts empty, so a restart never reports a move.
+func (r *Recorder) notePin(req admission.Request, o Outcome) {
+	if o.Webhook != MutatePod || o.Decision != reason.Mutated || o.Node == "" || isDryRun(req) {
+		return
+	}
+	key := o.Agent + "/" + o.Claim
+	r.mu.Lock()
+	if r.lastNode == nil {
+		r.lastNode = map[string]string{}
+	}
+	prev := r.lastNode[key]
+	r.lastNode[key] = o.Node
+	r.mu.Unlock()
+	if prev == "" || prev == o.Node || o.Tentacle == nil || r.Events == nil {
+		return
+	}
+	r.Events.Eventf(o.Tentacle, nil, corev1.EventTypeNormal, PinMovedReason, "PinScriptPods",
+		"script pods of agent %s (workspace claim %s) are now pinned to node %s instead of %s: %s", o.Agent, o.Claim, o.Node, prev, o.NodeSource)
 }
 
 // EventAction is the Event action of a refusal of kind (e.g. "RefusePod").
