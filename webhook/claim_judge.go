@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,7 +19,11 @@ import (
 // ClaimJudge decides whether a claim's ReadWriteMany request can be served by its class. It
 // reads StorageClasses and PersistentVolumes from the cache; the verdict is package storage's.
 type ClaimJudge struct {
+	// Cache holds the StorageClasses.
 	Cache client.Reader
+	// Live lists PersistentVolumes, page by page, when cluster evidence is needed: only for a
+	// class that no annotation, override or table row decides.
+	Live client.Reader
 	// Overrides returns the admin's current override file (nil: none).
 	Overrides func() *storage.Overrides
 	// DenyUnknown refuses classes of unknown capability instead of warning.
@@ -63,11 +68,14 @@ func (j *ClaimJudge) Judge(ctx context.Context, claim *corev1.PersistentVolumeCl
 	}
 	class := findClass(classes.Items, name)
 	mode := storage.VolumeModeOf(claim.Spec.VolumeMode)
-	ev, err := j.evidence(ctx, name, mode)
-	if err != nil {
-		return ClaimVerdict{}, err
+	answer := j.judge().ReadWriteMany(class, mode, storage.Evidence{})
+	if answer.Verdict == storage.Unknown {
+		ev, err := j.evidence(ctx, name, mode)
+		if err != nil {
+			return ClaimVerdict{}, err
+		}
+		answer = j.judge().ReadWriteMany(class, mode, ev)
 	}
-	answer := j.judge().ReadWriteMany(class, mode, ev)
 	if j.Metrics != nil {
 		j.Metrics.Capability.WithLabelValues(string(answer.Source), string(answer.Verdict), answer.Provisioner).Inc()
 	}
@@ -113,12 +121,26 @@ func (j *ClaimJudge) judge() storage.Judge {
 	return storage.Judge{Overrides: j.Overrides()}
 }
 
+// evidence reads the volumes of class live, page by page, keeping only what the evidence needs.
 func (j *ClaimJudge) evidence(ctx context.Context, class string, mode corev1.PersistentVolumeMode) (storage.Evidence, error) {
-	var pvs corev1.PersistentVolumeList
-	if err := j.Cache.List(ctx, &pvs, client.MatchingFields{agent.VolumeClassIndex: class}); err != nil {
-		return storage.Evidence{}, fmt.Errorf("listing PersistentVolumes of class %s: %w", class, err)
+	var ev storage.Evidence
+	if j.Live == nil {
+		return ev, nil
 	}
-	return storage.CollectEvidence(class, mode, pvs.Items), nil
+	cont := ""
+	for {
+		var page corev1.PersistentVolumeList
+		if err := j.Live.List(ctx, &page, client.Limit(agent.PageSize), client.Continue(cont)); err != nil {
+			return ev, fmt.Errorf("listing PersistentVolumes: %w", err)
+		}
+		e := storage.CollectEvidence(class, mode, page.Items)
+		ev.BoundRWXVolumes = append(ev.BoundRWXVolumes, e.BoundRWXVolumes...)
+		ev.StaticVolumes = append(ev.StaticVolumes, e.StaticVolumes...)
+		if cont = page.Continue; cont == "" {
+			sort.Strings(ev.BoundRWXVolumes)
+			return ev, nil
+		}
+	}
 }
 
 func declareHint(class string) string {

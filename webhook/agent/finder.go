@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,7 +18,8 @@ import (
 type Finder struct {
 	// Cache is the scoped informer cache (see CacheOptions).
 	Cache client.Reader
-	// Live answers a cache miss with one GET against the API server.
+	// Live answers a cache miss with one GET against the API server, and lists
+	// VolumeAttachments (page by page) when no Tentacle pod is running.
 	Live client.Reader
 	// MountPath is the workspace path (Tentacle: /octopus).
 	MountPath string
@@ -67,12 +67,12 @@ func (f *Finder) Facts(ctx context.Context, pod *corev1.Pod) (workspace.Facts, e
 		return facts, nil
 	}
 	volume := facts.Claim.Spec.VolumeName
-	if volume != "" {
-		var vas storagev1.VolumeAttachmentList
-		if err := f.Cache.List(ctx, &vas, client.MatchingFields{VolumeAttachmentVolumeIndex: volume}); err != nil {
-			return facts, fmt.Errorf("listing VolumeAttachments of volume %s: %w", volume, err)
+	if volume != "" && f.Live != nil {
+		vas, err := attachmentsOf(ctx, f.Live, volume)
+		if err != nil {
+			return facts, err
 		}
-		facts.Node, facts.NodeSource = nodeOfAttachment(vas.Items, volume)
+		facts.Node, facts.NodeSource = nodeOfAttachment(vas, volume)
 	}
 	if facts.Node == "" {
 		facts.NodeSource = whyNoNode(tentacles, facts.ClaimName, volume)

@@ -104,17 +104,13 @@ func NewManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
-	if err := agent.IndexFields(context.Background(), mgr.GetFieldIndexer()); err != nil {
-		return nil, fmt.Errorf("indexing VolumeAttachments: %w", err)
-	}
 	metrics, err := audit.NewMetrics(nil)
 	if err != nil {
 		return nil, err
 	}
 	// Start the informers with the manager, not on the first request, so readiness means warm.
 	for resource, obj := range map[string]client.Object{
-		"pods": &corev1.Pod{}, "persistentvolumeclaims": &corev1.PersistentVolumeClaim{}, "persistentvolumes": &corev1.PersistentVolume{},
-		"volumeattachments": &storagev1.VolumeAttachment{}, "storageclasses": &storagev1.StorageClass{},
+		"pods": &corev1.Pod{}, "persistentvolumeclaims": &corev1.PersistentVolumeClaim{}, "storageclasses": &storagev1.StorageClass{},
 	} {
 		inf, err := mgr.GetCache().GetInformer(context.Background(), obj)
 		if err != nil {
@@ -136,7 +132,7 @@ func NewManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 	srv.Register(MutatePodPath, &webhook.Admission{Handler: &wh.PodMutator{
 		Decoder: decoder, Finder: finder, Config: opts.Workspace, ScriptPodLabel: opts.ScriptPodLabel, Recorder: recorder,
 	}})
-	claims := &wh.ClaimJudge{Cache: mgr.GetClient(), DenyUnknown: opts.DenyUnknownCapability, Metrics: metrics}
+	claims := &wh.ClaimJudge{Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), DenyUnknown: opts.DenyUnknownCapability, Metrics: metrics}
 	if opts.CapabilityOverrides != "" {
 		watcher := storage.NewOverrideWatcher(opts.CapabilityOverrides, storage.WatcherOptions{
 			OnError: func(err error) { log.Error(err, "capability override file rejected; keeping the last good one") },

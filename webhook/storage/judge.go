@@ -165,16 +165,18 @@ func VolumeModeOf(m *corev1.PersistentVolumeMode) corev1.PersistentVolumeMode {
 }
 
 // RWXCapableClasses returns the sorted names of the classes judged Supported for ReadWriteMany in
-// mode: what to suggest to a user whose class cannot serve it. evidenceFor may be nil.
+// mode: what to suggest to a user whose class cannot serve it. evidenceFor may be nil; it is
+// called only for classes that annotations, overrides and the table leave Unknown.
 func RWXCapableClasses(j Judge, classes []storagev1.StorageClass, mode corev1.PersistentVolumeMode,
 	evidenceFor func(className string) Evidence) []string {
 	var names []string
 	for i := range classes {
-		var ev Evidence
-		if evidenceFor != nil {
-			ev = evidenceFor(classes[i].Name)
+		// Evidence only ever settles an Unknown, so it is gathered only then.
+		a := j.ReadWriteMany(&classes[i], mode, Evidence{})
+		if a.Verdict == Unknown && evidenceFor != nil {
+			a = j.ReadWriteMany(&classes[i], mode, evidenceFor(classes[i].Name))
 		}
-		if j.ReadWriteMany(&classes[i], mode, ev).Verdict == Supported {
+		if a.Verdict == Supported {
 			names = append(names, classes[i].Name)
 		}
 	}
