@@ -83,8 +83,6 @@ var trimClaim toolscache.TransformFunc = func(obj any) (any, error) {
 	return out, nil
 }
 
-
-
 func pick(m map[string]string, keys ...string) map[string]string {
 	var out map[string]string
 	for _, k := range keys {
