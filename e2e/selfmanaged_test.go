@@ -5,10 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,26 +16,18 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/yaml"
 
-	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
+	"github.com/octopus-agent-tools/workspace-webhook/manifests"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 )
 
 // manifestWebhooks reads the two webhook configurations of manifests/base/webhooks.yaml.
 func manifestWebhooks(t *testing.T) (*admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration) {
 	t.Helper()
-	root, err := controlplane.RepoRoot()
+	m, v, err := manifests.WebhookConfigurations()
 	must(t, err)
-	b, err := os.ReadFile(filepath.Join(root, "manifests", "base", "webhooks.yaml"))
-	must(t, err)
-	docs := strings.Split(string(b), "\n---\n")
-	var m admissionregistrationv1.MutatingWebhookConfiguration
-	var v admissionregistrationv1.ValidatingWebhookConfiguration
-	must(t, yaml.UnmarshalStrict([]byte(docs[0]), &m))
-	must(t, yaml.UnmarshalStrict([]byte(docs[1]), &v))
-	return &m, &v
+	return m, v
 }
 
 // servedSerial is the serial number of the certificate the webhook serves right now.

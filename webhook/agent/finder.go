@@ -110,7 +110,8 @@ func (f *Finder) tentaclePods(ctx context.Context, agent workspace.AgentRef) ([]
 		sel[InstanceLabel] = agent.Release
 	}
 	var pods corev1.PodList
-	if err := f.Cache.List(ctx, &pods, client.InNamespace(agent.Namespace), sel); err != nil {
+	// Read-only use: skip the deep copy of every cached pod.
+	if err := f.Cache.List(ctx, &pods, client.InNamespace(agent.Namespace), sel, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing Tentacle pods in %s: %w", agent.Namespace, err)
 	}
 	return pods.Items, nil
