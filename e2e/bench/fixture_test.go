@@ -1,0 +1,167 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
+)
+
+// benchAgent is the agent every review is about: chart v3 defaults, a ReadWriteOnce claim,
+// so the webhook's whole path runs (find the Tentacle pod, its claim, its node; pin).
+func benchAgent(namespace string) tentacle.Agent {
+	return tentacle.Agent{Namespace: namespace, Release: "prod", AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}}
+}
+
+// seedAgent creates what an agent's chart and the controllers leave in a cluster, directly
+// (no controller manager or scheduler needed): namespace, volume, claim, and a Running
+// Tentacle pod bound to node.
+func seedAgent(ctx context.Context, c client.Client, a tentacle.Agent, node string) (*corev1.Pod, error) {
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: a.Namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, err
+	}
+	for _, o := range []client.Object{a.Volume(), a.Claim()} {
+		if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, err
+		}
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "octopus-agent-tentacle-6d5f7b9c4-x2kqp", Namespace: a.Namespace, Labels: a.TentacleLabels()},
+		Spec:       a.Deployment().Spec.Template.Spec,
+	}
+	pod.Spec.NodeName = node
+	if err := c.Create(ctx, pod); err != nil {
+		return nil, err
+	}
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
+		{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}}
+	return pod, c.Status().Update(ctx, pod)
+}
+
+// scriptPodObject is the script pod Tentacle 9.1 creates on RWO storage (StyleV3), as the API
+// server hands it to mutating webhooks: defaulted (server-side dry run), with what the
+// ServiceAccount and DefaultTolerationSeconds admission plugins add in a real cluster
+// (a kube-api-access volume and its mounts, two tolerations), and without uid and
+// creationTimestamp, which are only set after mutating admission.
+func scriptPodObject(ctx context.Context, c client.Client, a tentacle.Agent, ticket string) (*corev1.Pod, error) {
+	pod := a.ScriptPod(ticket, tentacle.StyleV3)
+	if err := c.Create(ctx, pod, client.DryRunAll, client.FieldOwner("octopus-tentacle")); err != nil {
+		return nil, fmt.Errorf("dry-run creating the script pod: %w", err)
+	}
+	if !hasVolumePrefix(pod, "kube-api-access-") {
+		name := "kube-api-access-" + string(uuid.NewUUID())[:5]
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			DefaultMode: ptr.To[int32](0o644),
+			Sources: []corev1.VolumeProjection{
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: ptr.To[int64](3607)}},
+				{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"},
+					Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+				{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{Path: "namespace",
+					FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"}}}}},
+			}}}})
+		for i := range pod.Spec.Containers {
+			pod.Spec.Containers[i].VolumeMounts = append(pod.Spec.Containers[i].VolumeMounts,
+				corev1.VolumeMount{Name: name, ReadOnly: true, MountPath: "/var/run/secrets/kubernetes.io/serviceaccount"})
+		}
+	}
+	if len(pod.Spec.Tolerations) == 0 {
+		for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
+			pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{Key: key, Operator: corev1.TolerationOpExists,
+				Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](300)})
+		}
+	}
+	pod.UID, pod.CreationTimestamp, pod.ResourceVersion = "", metav1.Time{}, ""
+	pod.APIVersion, pod.Kind = "v1", "Pod"
+	return pod, nil
+}
+
+func hasVolumePrefix(pod *corev1.Pod, prefix string) bool {
+	for _, v := range pod.Spec.Volumes {
+		if strings.HasPrefix(v.Name, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// admissionReview encodes the AdmissionReview the API server sends for a pod CREATE by
+// the agent's Tentacle service account (a bound token, with its node and pod in Extra).
+func admissionReview(podJSON []byte, namespace, name string) []byte {
+	return review(podJSON, namespace, name, false)
+}
+
+func review(podJSON []byte, namespace, name string, dryRun bool) []byte {
+	podRes := metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
+	podKind := metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}
+	review := admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request: &admissionv1.AdmissionRequest{
+			UID: uuid.NewUUID(), Kind: podKind, Resource: podRes, RequestKind: &podKind, RequestResource: &podRes,
+			Name: name, Namespace: namespace, Operation: admissionv1.Create,
+			UserInfo: authenticationv1.UserInfo{
+				Username: "system:serviceaccount:" + namespace + ":octopus-agent-tentacle", UID: string(uuid.NewUUID()),
+				Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
+				Extra: map[string]authenticationv1.ExtraValue{
+					"authentication.kubernetes.io/credential-id": {"JTI=" + string(uuid.NewUUID())},
+					"authentication.kubernetes.io/node-name":     {"node-1"},
+					"authentication.kubernetes.io/node-uid":      {string(uuid.NewUUID())},
+					"authentication.kubernetes.io/pod-name":      {"octopus-agent-tentacle-6d5f7b9c4-x2kqp"},
+					"authentication.kubernetes.io/pod-uid":       {string(uuid.NewUUID())},
+				},
+			},
+			Object:  runtime.RawExtension{Raw: podJSON},
+			DryRun:  ptr.To(dryRun),
+			Options: runtime.RawExtension{Raw: []byte(`{"kind":"CreateOptions","apiVersion":"meta.k8s.io/v1","fieldManager":"octopus-tentacle"}`)},
+		},
+	}
+	b, err := json.Marshal(review)
+	if err != nil {
+		panic(err) // a typed review always marshals
+	}
+	return b
+}
+
+// decodeResponse reads an AdmissionReview response body.
+func decodeResponse(body []byte) (*admissionv1.AdmissionResponse, error) {
+	var r admissionv1.AdmissionReview
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, err
+	}
+	if r.Response == nil {
+		return nil, fmt.Errorf("no response in %s", body)
+	}
+	return r.Response, nil
+}
+
+// admitted is the pod the validating webhooks see: the mutating webhook's patch applied,
+// with the uid and creationTimestamp the registry sets before validation.
+func admitted(podJSON, patch []byte) ([]byte, error) {
+	p, err := jsonpatch.DecodePatch(patch)
+	if err != nil {
+		return nil, err
+	}
+	out, err := p.Apply(podJSON)
+	if err != nil {
+		return nil, err
+	}
+	var pod corev1.Pod
+	if err := json.Unmarshal(out, &pod); err != nil {
+		return nil, err
+	}
+	pod.UID, pod.CreationTimestamp = types.UID(uuid.NewUUID()), metav1.Now()
+	return json.Marshal(&pod)
+}

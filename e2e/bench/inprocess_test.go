@@ -1,0 +1,77 @@
+package bench
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
+)
+
+// 1. In-process: the whole admission path for a realistic Tentacle script pod, through the
+// webhook server's own mux (controller-runtime's metrics wrapper, admission.Webhook decode
+// and encode, our handler: decode the pod, facts from the warm informer cache, decide, patch,
+// audit log line and metrics), against the floor: the same mux and admission.Webhook with a
+// no-op handler, on the same AdmissionReview. benchstat compares handler=webhook with
+// handler=floor (run.sh: benchstat -col /handler).
+
+func BenchmarkMutate(b *testing.B) {
+	w := inProcessWebhook(b)
+	benchPair(b, w, app.MutatePodPath, w.mutateBody)
+}
+
+func BenchmarkValidate(b *testing.B) {
+	w := inProcessWebhook(b)
+	benchPair(b, w, app.ValidatePodPath, w.validateBody)
+}
+
+func benchPair(b *testing.B, w *inProcess, path string, body []byte) {
+	for _, c := range []struct{ name, path string }{{"floor", noopPath}, {"webhook", path}} {
+		b.Run("handler="+c.name, func(b *testing.B) {
+			r := newRequest(c.path, body)
+			b.ReportAllocs()
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				w.mux.ServeHTTP(rec, r.next())
+				if rec.Code != http.StatusOK {
+					b.Fatalf("%s: HTTP %d: %s", c.path, rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+}
+
+// TestInProcess is the smoke run of BenchmarkMutate and BenchmarkValidate: a few hundred
+// reviews each, asserting correct answers and non-zero cost, no timing thresholds.
+func TestInProcess(t *testing.T) {
+	w := inProcessWebhook(t)
+	for _, c := range []struct {
+		name, path string
+		body       []byte
+		wantPatch  bool
+	}{
+		{"mutate/floor", noopPath, w.mutateBody, false},
+		{"mutate/webhook", app.MutatePodPath, w.mutateBody, true},
+		{"validate/floor", noopPath, w.validateBody, false},
+		{"validate/webhook", app.ValidatePodPath, w.validateBody, false},
+	} {
+		r := newRequest(c.path, c.body)
+		var last *httptest.ResponseRecorder
+		run := func() {
+			last = httptest.NewRecorder()
+			w.mux.ServeHTTP(last, r.next())
+		}
+		start := time.Now()
+		allocs := testing.AllocsPerRun(200, run)
+		perOp := time.Since(start) / 201
+		resp, err := decodeResponse(last.Body.Bytes())
+		if err != nil || last.Code != http.StatusOK || !resp.Allowed || (len(resp.Patch) > 0) != c.wantPatch {
+			t.Fatalf("%s: HTTP %d, err %v, response %+v", c.name, last.Code, err, resp)
+		}
+		if allocs <= 0 || perOp <= 0 {
+			t.Fatalf("%s: implausible cost: %v allocs, %s per review", c.name, allocs, perOp)
+		}
+		t.Logf("%-17s %8s/review %5.0f allocs/review", c.name, perOp.Round(100*time.Nanosecond), allocs)
+	}
+}

@@ -1,0 +1,115 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
+)
+
+// TestStartup starts cmd/workspace-webhook as a process against a warm kube-apiserver
+// holding one agent, and times, from just before fork/exec: the first /healthz 200 (the
+// process is up and serving probes: the floor of any controller-runtime process), the first
+// /readyz 200 (certificate served and matching the disk, informer caches synced) and the
+// first admission answered with the pin over HTTPS. Polled every 5 ms.
+func TestStartup(t *testing.T) {
+	cp := apiserverOnly(t)
+	ctx := ctxFor(t, 10*time.Minute)
+	a := benchAgent("octopus-agent-startup")
+	_, err := seedAgent(ctx, cp.Client, a, "node-1")
+	must(t, err)
+	pod, err := scriptPodObject(ctx, cp.Client, a, "5e4d3c2b1a0f")
+	must(t, err)
+	podJSON, err := json.Marshal(pod)
+	must(t, err)
+	body := admissionReview(podJSON, a.Namespace, pod.Name)
+	certDir := t.TempDir()
+	pool := writeServingCerts(t, certDir)
+
+	var healthy, ready, first []float64
+	var raw strings.Builder
+	for i := range cfg.startupRuns {
+		p := startWebhookProcess(t, processOptions{kubeconfig: cp.KubeconfigPath, certDir: certDir, pool: pool})
+		h, r, f, err := timeStartup(ctx, p, body)
+		p.stop()
+		if err != nil {
+			t.Fatalf("run %d: %v", i+1, err)
+		}
+		healthy, ready, first = append(healthy, h.Seconds()), append(ready, r.Seconds()), append(first, f.Seconds())
+		fmt.Fprintf(&raw, "run %d: /healthz %s, /readyz %s, first admission %s\n", i+1, Secs(h), Secs(r), Secs(f))
+	}
+	for _, xs := range [][]float64{healthy, ready, first} {
+		if Median(xs) <= 0 {
+			t.Fatalf("implausible start-up times:\n%s", raw.String())
+		}
+	}
+	span := func(xs []float64) string {
+		return fmt.Sprintf("%.3f s (%.3f-%.3f)", Median(xs), slices.Min(xs), slices.Max(xs))
+	}
+	m := "5. start-up (process)"
+	save(t, Result{Order: 5, Name: "startup", Title: "5. Start-up: process start to ready and to first admission answered",
+		Config: fmt.Sprintf("%s mode; %d starts of cmd/workspace-webhook (cert dir present) against a warm kube-apiserver with one agent; median (min-max); polled every 5 ms", cfg.mode(), cfg.startupRuns),
+		Figures: []Figure{
+			{Measurement: m, Figure: "to /readyz 200 (baseline: to /healthz 200)", Measured: span(ready), Baseline: span(healthy), Ratio: Median(ready) / Median(healthy)},
+			{Measurement: m, Figure: "to first admission answered (pinned)", Measured: span(first), Baseline: span(healthy), Ratio: Median(first) / Median(healthy)},
+		},
+		Raw: raw.String(),
+	})
+}
+
+// timeStartup polls the probes and the mutating webhook concurrently until each answered.
+func timeStartup(ctx context.Context, p *webhookProcess, body []byte) (healthy, ready, first time.Duration, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	type res struct {
+		d   time.Duration
+		err error
+	}
+	firstC, healthyC := make(chan res, 1), make(chan res, 1)
+	go func() {
+		c := newReviewClient(p.pool, 1)
+		defer c.close()
+		for ctx.Err() == nil {
+			if c.post(ctx, "https://"+p.addr+app.MutatePodPath, body, []byte(`"patch":`)) == nil {
+				firstC <- res{d: time.Since(p.started)}
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		firstC <- res{err: fmt.Errorf("no admission answered: %w", ctx.Err())}
+	}()
+	go func() {
+		c := &http.Client{Timeout: time.Second}
+		for ctx.Err() == nil {
+			if resp, err := c.Get("http://" + p.probe + "/healthz"); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					healthyC <- res{d: time.Since(p.started)}
+					return
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		healthyC <- res{err: fmt.Errorf("/healthz never answered: %w", ctx.Err())}
+	}()
+	ready, err = p.waitReady(ctx, time.Minute)
+	f, h := <-firstC, <-healthyC
+	return h.d, ready, f.d, firstErr(err, f.err, h.err)
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
