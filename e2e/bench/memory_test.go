@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
@@ -210,42 +208,4 @@ func settle(ctx context.Context, p *webhookProcess) (memSample, error) {
 	s.heapInuse, s.stacks = vals["go_memstats_heap_inuse_bytes"], vals["go_memstats_stack_inuse_bytes"]
 	s.heapFree = vals["go_memstats_heap_idle_bytes"] - vals["go_memstats_heap_released_bytes"]
 	return s, nil
-}
-
-// populate fills the cluster: agents first, then the unrelated objects.
-func populate(ctx context.Context, c client.Client, agents, pods, claims int) error {
-	for i := range unrelatedNamespaces {
-		if err := c.Create(ctx, namespace(unrelatedNamespace(i))); err != nil {
-			return err
-		}
-	}
-	var mu sync.Mutex
-	var first error
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for i := range agents {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if _, err := seedAgent(ctx, c, benchAgent(fmt.Sprintf("octopus-agent-%03d", i)), fmt.Sprintf("node-%d", i%3+1)); err != nil {
-				mu.Lock()
-				first = firstErr(first, err)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if first != nil {
-		return first
-	}
-	for _, step := range []struct {
-		n    int
-		make func(int) client.Object
-	}{{pods, unrelatedPod}, {claims, unrelatedVolume}, {claims, unrelatedClaim}, {claims, unrelatedAttachment}} {
-		if err := createAll(ctx, c, step.n, 16, step.make); err != nil {
-			return err
-		}
-	}
-	return nil
 }

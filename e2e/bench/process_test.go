@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"crypto/x509"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,125 +151,58 @@ func (p *webhookProcess) exited() error {
 	}
 }
 
-// waitReady polls /readyz every 5 ms and returns how long after start it first said 200.
+// waitReady returns how long after start /readyz first answered 200 (see firstOK).
 func (p *webhookProcess) waitReady(ctx context.Context, timeout time.Duration) (time.Duration, error) {
-	deadline := time.Now().Add(timeout)
 	c := &http.Client{Timeout: 2 * time.Second}
-	for time.Now().Before(deadline) {
+	d, err := p.firstOK(ctx, timeout, func(ctx context.Context) bool { return getOK(ctx, c, "http://"+p.probe+"/readyz") })
+	if err != nil {
+		return 0, fmt.Errorf("/readyz: %w", err)
+	}
+	return d, nil
+}
+
+// firstOK starts attempt every 5 ms, without waiting for the previous one, and returns how
+// long after the process started the first attempt succeeded. Not waiting matters: before the
+// informer caches sync, a readiness probe or an admission is parked until client-go's next
+// 100 ms sync poll, so one sent just before the sync answers late while one sent just after
+// answers at once. At most timeout/5ms attempts, all on loopback.
+func (p *webhookProcess) firstOK(ctx context.Context, timeout time.Duration, attempt func(context.Context) bool) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ok := make(chan time.Duration, 1)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
 		if err := p.exited(); err != nil {
 			return 0, err
 		}
-		resp, err := c.Get("http://" + p.probe + "/readyz")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return time.Since(p.started), nil
+		go func() {
+			if attempt(ctx) {
+				select {
+				case ok <- time.Since(p.started):
+				default:
+				}
 			}
-		}
+		}()
 		select {
+		case d := <-ok:
+			return d, nil
 		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(5 * time.Millisecond):
+			return 0, fmt.Errorf("no success after %s: %w\n%s", timeout, ctx.Err(), tail(p.logPath, 20))
+		case <-tick.C:
 		}
 	}
-	return 0, fmt.Errorf("webhook not ready after %s\n%s", timeout, tail(p.logPath, 20))
 }
 
-// memStatus reads fields of /proc/<pid>/status given in kB (VmRSS, RssAnon, RssFile), in bytes.
-func (p *webhookProcess) memStatus() (map[string]float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+func getOK(ctx context.Context, c *http.Client, url string) bool {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := c.Do(req)
 	if err != nil {
-		return nil, err
+		return false
 	}
-	out := map[string]float64{}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if f := strings.Fields(v); ok && len(f) == 2 && f[1] == "kB" {
-			kb, err := strconv.ParseFloat(f[0], 64)
-			if err != nil {
-				return nil, err
-			}
-			out[k] = kb * 1024
-		}
-	}
-	if out["VmRSS"] == 0 {
-		return nil, fmt.Errorf("no VmRSS in /proc/%d/status", p.cmd.Process.Pid)
-	}
-	return out, nil
-}
-
-// metric reads one unlabelled series from the process's metrics endpoint.
-func (p *webhookProcess) metric(name string) (float64, error) {
-	all, err := p.metricsText()
-	if err != nil {
-		return 0, err
-	}
-	return seriesValue(all, name)
-}
-
-func (p *webhookProcess) metricsText() (string, error) {
-	resp, err := http.Get("http://" + p.metrics + "/metrics")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
-}
-
-// seriesValue sums the samples of series name (every label set) in a Prometheus text page.
-func seriesValue(page, name string) (float64, error) {
-	sum, found := 0.0, false
-	for _, line := range strings.Split(page, "\n") {
-		if !strings.HasPrefix(line, name) || (len(line) > len(name) && line[len(name)] != ' ' && line[len(name)] != '{') {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			return 0, err
-		}
-		sum, found = sum+v, true
-	}
-	if !found {
-		return 0, fmt.Errorf("no series %s", name)
-	}
-	return sum, nil
-}
-
-// gcLine is one GODEBUG=gctrace=1 line: "gc 12 @3.4s 1%: ... 4->5->2 MB, 8 MB goal, ...".
-var gcLine = regexp.MustCompile(`^gc (\d+) @([0-9.]+)s .*?(\d+)->(\d+)->(\d+) MB, (\d+) MB goal`)
-
-type gcRecord struct {
-	n      int
-	at     time.Duration // since process start
-	liveMB float64       // heap marked live by this cycle
-	goalMB float64
-}
-
-// gcs reads every GC trace line the process has written so far.
-func (p *webhookProcess) gcs() []gcRecord {
-	f, err := os.Open(p.logPath)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []gcRecord
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		m := gcLine.FindStringSubmatch(sc.Text())
-		if m == nil {
-			continue
-		}
-		n, _ := strconv.Atoi(m[1])
-		at, _ := strconv.ParseFloat(m[2], 64)
-		live, _ := strconv.ParseFloat(m[5], 64)
-		goal, _ := strconv.ParseFloat(m[6], 64)
-		out = append(out, gcRecord{n: n, at: time.Duration(at * float64(time.Second)), liveMB: live, goalMB: goal})
-	}
-	return out
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 func tail(path string, n int) string {

@@ -13,13 +13,19 @@ go=${GO:-go}
 benchstat_pkg=${BENCHSTAT:-golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da}
 
 cd "$root"
-rm -rf "$out"
+only=" ${BENCH_ONLY:-inprocess https apiserver memory startup} "
+want() { [[ $only == *" $1 "* ]]; }
+command="make bench BENCH_COUNT=$count"
+if [ -z "${BENCH_ONLY:-}" ]; then
+	rm -rf "$out"
+else # re-measure a subset; the report keeps the other figures of the previous run
+	for name in $only; do rm -f "$out/$name".*; done
+	command="BENCH_ONLY=\"${BENCH_ONLY}\" $command"
+fi
 mkdir -p "$out"
 export BENCH_FULL=1 BENCH_OUT=$out
 
 step() { printf '\n==> %s\n' "$*"; }
-only=" ${BENCH_ONLY:-inprocess https apiserver memory startup} "
-want() { [[ $only == *" $1 "* ]]; }
 failed=()
 
 step "building the webhook (production flags, as make build) and the benchmark binary"
@@ -76,7 +82,7 @@ fi
 step "report"
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git -C "$root" status --porcelain 2>/dev/null | head -1)" ]; then commit="$commit (working tree modified)"; fi
-"$go" run ./e2e/bench/cmd/benchreport -dir "$out" -command "make bench BENCH_COUNT=$count" -commit "$commit"
+"$go" run ./e2e/bench/cmd/benchreport -dir "$out" -command "$command" -commit "$commit"
 echo "results: $out/results.md"
 if [ ${#failed[@]} -gt 0 ]; then
 	echo "FAILED (no figures, see .bench/<name>.log): ${failed[*]}" >&2

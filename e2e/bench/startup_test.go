@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +18,8 @@ import (
 // holding one agent, and times, from just before fork/exec: the first /healthz 200 (the
 // process is up and serving probes: the floor of any controller-runtime process), the first
 // /readyz 200 (certificate served and matching the disk, informer caches synced) and the
-// first admission answered with the pin over HTTPS. Polled every 5 ms.
+// first admission answered with the pin over HTTPS. Each is attempted every 5 ms without
+// waiting for the previous attempt (see firstOK).
 func TestStartup(t *testing.T) {
 	cp := apiserverOnly(t)
 	ctx := ctxFor(t, 10*time.Minute)
@@ -66,43 +67,27 @@ func TestStartup(t *testing.T) {
 
 // timeStartup polls the probes and the mutating webhook concurrently until each answered.
 func timeStartup(ctx context.Context, p *webhookProcess, body []byte) (healthy, ready, first time.Duration, err error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	type res struct {
-		d   time.Duration
-		err error
-	}
-	firstC, healthyC := make(chan res, 1), make(chan res, 1)
+	var errs [3]error
+	var wg sync.WaitGroup
+	wg.Add(3)
 	go func() {
-		c := newReviewClient(p.pool, 1)
+		defer wg.Done()
+		c := &http.Client{Timeout: 2 * time.Second}
+		healthy, errs[0] = p.firstOK(ctx, time.Minute, func(ctx context.Context) bool { return getOK(ctx, c, "http://"+p.probe+"/healthz") })
+	}()
+	go func() {
+		defer wg.Done()
+		ready, errs[1] = p.waitReady(ctx, time.Minute)
+	}()
+	go func() {
+		defer wg.Done()
+		c := newReviewClient(p.pool, 32)
 		defer c.close()
-		for ctx.Err() == nil {
-			if c.post(ctx, "https://"+p.addr+app.MutatePodPath, body, []byte(`"patch":`)) == nil {
-				firstC <- res{d: time.Since(p.started)}
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		firstC <- res{err: fmt.Errorf("no admission answered: %w", ctx.Err())}
+		url := "https://" + p.addr + app.MutatePodPath
+		first, errs[2] = p.firstOK(ctx, time.Minute, func(ctx context.Context) bool { return c.post(ctx, url, body, []byte(`"patch":`)) == nil })
 	}()
-	go func() {
-		c := &http.Client{Timeout: time.Second}
-		for ctx.Err() == nil {
-			if resp, err := c.Get("http://" + p.probe + "/healthz"); err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					healthyC <- res{d: time.Since(p.started)}
-					return
-				}
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		healthyC <- res{err: fmt.Errorf("/healthz never answered: %w", ctx.Err())}
-	}()
-	ready, err = p.waitReady(ctx, time.Minute)
-	f, h := <-firstC, <-healthyC
-	return h.d, ready, f.d, firstErr(err, f.err, h.err)
+	wg.Wait()
+	return healthy, ready, first, firstErr(errs[:]...)
 }
 
 func firstErr(errs ...error) error {

@@ -1,0 +1,84 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// CPU time of processes and of the machine, from /proc (Linux), for CPU per created pod.
+
+// procCPU is a process's user+system CPU seconds (/proc/<pid>/stat, clock ticks of 10 ms).
+func procCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 (state) on
+	utime, err1 := strconv.ParseFloat(f[11], 64)
+	stime, err2 := strconv.ParseFloat(f[12], 64)
+	if err := firstErr(err1, err2); err != nil {
+		return 0, err
+	}
+	return (utime + stime) / 100, nil
+}
+
+const machine = "machine"
+
+// cpuOf reads procCPU of each named process (0 for one that cannot be read), and the
+// machine's busy CPU seconds under "machine".
+func cpuOf(pids map[string]int) map[string]float64 {
+	out := map[string]float64{}
+	for name, pid := range pids {
+		out[name], _ = procCPU(pid)
+	}
+	out[machine] = machineBusy()
+	return out
+}
+
+// machineBusy is the busy CPU seconds of all cores (/proc/stat: all but idle and iowait).
+func machineBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	busy := 0.0
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseFloat(f, 64)
+		if i != 3 && i != 4 && i < 8 { // user nice system [idle iowait] irq softirq steal
+			busy += v
+		}
+	}
+	return busy / 100
+}
+
+// childPID finds a direct child of this test binary by command name (the kube-apiserver and
+// etcd envtest started for us), for reading its CPU time; 0 when there is none.
+func childPID(comm string) int {
+	entries, _ := os.ReadDir("/proc")
+	self := strconv.Itoa(os.Getpid())
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		f := strings.Fields(s[end+2:])
+		if s[open+1:end] == comm && len(f) > 1 && f[1] == self {
+			return pid
+		}
+	}
+	return 0
+}
