@@ -1,81 +1,85 @@
-// Package manifests renders the kustomizations in this directory with the kustomize Go API,
-// for `make manifests` and for the tests that apply and check them.
+// Package manifests renders the kustomizations in this directory with the kustomize Go API
+// (the same engine as `kubectl apply -k`, reading the files on disk), for `make manifests` and
+// for the tests that apply and check them (e2e/install).
 package manifests
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
-// Flavours are the installable kustomizations.
+// Flavours are the installable kustomizations: how the serving certificate is obtained.
 var Flavours = []string{"cert-manager", "self-managed"}
 
-// Dir is this directory on disk.
+// NetworkPolicyComponent is the optional kustomize Component, relative to Dir.
+const NetworkPolicyComponent = "components/network-policy"
+
+// Dir is this directory on disk (the source tree: `go run` and `go test` build from it).
+// MANIFESTS_DIR overrides it, e.g. for a binary built with -trimpath.
 func Dir() (string, error) {
+	if d := os.Getenv("MANIFESTS_DIR"); d != "" {
+		return filepath.Abs(d)
+	}
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
-		return "", fmt.Errorf("cannot locate the manifests directory")
+		return "", fmt.Errorf("cannot locate the manifests directory; set MANIFESTS_DIR")
 	}
 	return filepath.Dir(file), nil
 }
 
 // Render builds flavour, optionally with the network-policy component, and returns YAML.
 func Render(flavour string, withNetworkPolicy bool) ([]byte, error) {
-	if !valid(flavour) {
+	if !slices.Contains(Flavours, flavour) {
 		return nil, fmt.Errorf("unknown flavour %q; want one of %v", flavour, Flavours)
 	}
 	dir, err := Dir()
 	if err != nil {
 		return nil, err
 	}
-	// Copy into memory so a composed kustomization can be added without touching the tree.
-	mem := filesys.MakeFsInMemory()
-	if err := copyTree(dir, "/manifests", mem); err != nil {
+	target := filepath.Join(dir, flavour)
+	if !withNetworkPolicy {
+		return RenderDir(target)
+	}
+	// What an admin writes to opt in: a kustomization naming the flavour and the component.
+	// It lives in a temporary directory so the tree is never touched; kustomize only accepts
+	// relative paths to other kustomizations, so they are made relative to it.
+	tmp, err := os.MkdirTemp("", "workspace-webhook-manifests-")
+	if err != nil {
 		return nil, err
 	}
-	target := "/manifests/" + flavour
-	if withNetworkPolicy {
-		target = "/manifests/composed-" + flavour
-		k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../%s]\ncomponents: [../components/network-policy]\n", flavour)
-		if err := mem.WriteFile(target+"/kustomization.yaml", []byte(k)); err != nil {
-			return nil, err
-		}
-	}
-	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, target)
+	defer os.RemoveAll(tmp)
+	base, err := filepath.Rel(tmp, target)
 	if err != nil {
-		return nil, fmt.Errorf("kustomize %s: %w", flavour, err)
+		return nil, err
+	}
+	component, err := filepath.Rel(tmp, filepath.Join(dir, NetworkPolicyComponent))
+	if err != nil {
+		return nil, err
+	}
+	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [%q]\ncomponents: [%q]\n",
+		filepath.ToSlash(base), filepath.ToSlash(component))
+	if err := os.WriteFile(filepath.Join(tmp, "kustomization.yaml"), []byte(k), 0o600); err != nil {
+		return nil, err
+	}
+	return RenderDir(tmp)
+}
+
+// RenderDir builds the kustomization in dir from disk with the options `kubectl apply -k`
+// uses (k8s.io/cli-runtime KustomizeVisitor: kustomize's defaults, load restrictions on, no
+// plugins, legacy resource order: Namespace first, webhook configurations last), and returns
+// YAML in the order kubectl would apply it.
+func RenderDir(dir string) ([]byte, error) {
+	opts := krusty.MakeDefaultOptions()
+	opts.Reorder = krusty.ReorderOptionLegacy
+	resMap, err := krusty.MakeKustomizer(opts).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		return nil, fmt.Errorf("kustomize %s: %w", dir, err)
 	}
 	return resMap.AsYaml()
-}
-
-func valid(flavour string) bool {
-	for _, f := range Flavours {
-		if f == flavour {
-			return true
-		}
-	}
-	return false
-}
-
-func copyTree(src, dst string, mem filesys.FileSystem) error {
-	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		if d.IsDir() || filepath.Ext(path) != ".yaml" {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return mem.WriteFile(filepath.ToSlash(filepath.Join(dst, rel)), b)
-	})
 }

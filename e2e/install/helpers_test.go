@@ -6,9 +6,12 @@ package install
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -45,28 +48,44 @@ func start(t *testing.T, o controlplane.Options) *controlplane.ControlPlane {
 	return cp
 }
 
+// certManagerModule is the cert-manager module of go.mod: its deploy/crds hold the CRDs the
+// released chart templates from (plain YAML, no Helm templating, in this version).
+const certManagerModule = "github.com/cert-manager/cert-manager"
+
+// certManagerCRDs returns the directory of cert-manager's CRDs, downloading the module (the Go
+// module proxy, at the go.mod version) when it is not in the module cache yet.
 func certManagerCRDs(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(goModCache(t), "github.com", "cert-manager", "cert-manager@v1.21.2", "deploy", "crds")
-	if _, err := os.Stat(filepath.Join(dir, "cert-manager.io_certificates.yaml")); err != nil {
-		t.Fatalf("cert-manager CRDs not in the module cache (go mod download github.com/cert-manager/cert-manager): %v", err)
-	}
-	return dir
-}
-
-func goModCache(t *testing.T) string {
-	t.Helper()
-	if v := os.Getenv("GOMODCACHE"); v != "" {
-		return v
-	}
-	if v := os.Getenv("GOPATH"); v != "" {
-		return filepath.Join(v, "pkg", "mod")
-	}
-	home, err := os.UserHomeDir()
+	out, err := exec.Command("go", "mod", "download", "-json", certManagerModule).Output()
 	if err != nil {
-		t.Fatal(err)
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w: %s%s", err, ee.Stderr, out)
+		}
+		t.Fatalf("go mod download %s: %v", certManagerModule, err)
 	}
-	return filepath.Join(home, "go", "pkg", "mod")
+	var mod struct{ Dir, Version, Error string }
+	if err := json.Unmarshal(out, &mod); err != nil || mod.Error != "" || mod.Dir == "" {
+		t.Fatalf("go mod download %s: %v %s", certManagerModule, err, mod.Error)
+	}
+	dir := filepath.Join(mod.Dir, "deploy", "crds")
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no CRDs in %s: %v", dir, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Later versions may template these files as the chart does; envtest would then fail
+		// with a YAML error far from the cause.
+		if bytes.Contains(b, []byte("{{")) {
+			t.Fatalf("%s (cert-manager %s) is a Helm template; render it before installing", f, mod.Version)
+		}
+	}
+	t.Logf("cert-manager %s CRDs from %s", mod.Version, dir)
+	return dir
 }
 
 // render returns the objects of a flavour.

@@ -2,6 +2,7 @@ package install
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -79,15 +81,22 @@ func TestRenderedRBACIsSufficientAndLeast(t *testing.T) {
 	wio := cp.WebhookInstallOptions
 	opts := app.DefaultOptions()
 	opts.Host, opts.Port, opts.CertDir, opts.Namespace = wio.LocalServingHost, wio.LocalServingPort, wio.LocalServingCertDir, webhookNS
-	opts.MetricsAddr, opts.ProbeAddr = "0", "127.0.0.1:0"
+	opts.MetricsAddr, opts.ProbeAddr = "0", freeAddr(t)
 	log := &logBuffer{}
 	mgr, err := app.NewManager(asServiceAccount(cp.Config), opts, zap.New(zap.WriteTo(log)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = mgr.Start(ctx) }()
-	waitFor(t, ctx, "webhook ready with the rendered RBAC", func() bool {
-		return mgr.GetWebhookServer().StartedChecker()(&http.Request{}) == nil && mgr.GetCache().WaitForCacheSync(ctx)
+	// Ready as the kubelet sees it: /readyz (informer caches synced, webhook server up, the
+	// served certificate valid) answers 200.
+	waitFor(t, ctx, "webhook /readyz with the rendered RBAC", func() bool {
+		resp, err := http.Get("http://" + opts.ProbeAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	})
 
 	// An agent whose Tentacle runs on node-a (no kubelet here: the status is set by hand).
@@ -129,9 +138,14 @@ func TestRenderedRBACIsSufficientAndLeast(t *testing.T) {
 	must(t, cp.Client.Create(ctx, rwx))
 
 	waitFor(t, ctx, "denial Event recorded by the webhook's identity", func() bool {
-		var list corev1.EventList
+		var list eventsv1.EventList
 		must(t, cp.Client.List(ctx, &list, client.InNamespace(b.Namespace)))
-		return len(list.Items) > 0
+		for _, e := range list.Items {
+			if e.ReportingController == "workspace-webhook" {
+				return true
+			}
+		}
+		return false
 	})
 	if strings.Contains(strings.ToLower(log.String()), "forbidden") {
 		t.Fatalf("the webhook hit a permission error with the rendered RBAC:\n%s", log.String())
@@ -141,12 +155,16 @@ func TestRenderedRBACIsSufficientAndLeast(t *testing.T) {
 	sa, err := client.New(asServiceAccount(cp.Config), client.Options{})
 	must(t, err)
 	for what, err := range map[string]error{
-		"list secrets":       sa.List(ctx, &corev1.SecretList{}),
-		"get a secret":       sa.Get(ctx, client.ObjectKey{Namespace: webhookNS, Name: "workspace-webhook-tls"}, &corev1.Secret{}),
-		"create a pod":       sa.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: a.Namespace}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}),
-		"update a claim":     sa.Update(ctx, a.Claim()),
-		"read a configmap":   sa.Get(ctx, client.ObjectKey{Namespace: "default", Name: "kube-root-ca.crt"}, &corev1.ConfigMap{}),
-		"patch webhook conf": sa.Patch(ctx, m.DeepCopy(), client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"labels":{"x":"y"}}}`))),
+		"list secrets cluster-wide":    sa.List(ctx, &corev1.SecretList{}),
+		"get the webhook's own secret": sa.Get(ctx, client.ObjectKey{Namespace: webhookNS, Name: "workspace-webhook-tls"}, &corev1.Secret{}),
+		"list nodes":                   sa.List(ctx, &corev1.NodeList{}),
+		"get a volume by name":         sa.Get(ctx, client.ObjectKey{Name: "pv-x"}, &corev1.PersistentVolume{}),
+		"delete an event":              sa.DeleteAllOf(ctx, &eventsv1.Event{}, client.InNamespace(b.Namespace)),
+		"get another secret":           sa.Get(ctx, client.ObjectKey{Namespace: "default", Name: "x"}, &corev1.Secret{}),
+		"create a pod":                 sa.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: a.Namespace}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}),
+		"update a claim":               sa.Update(ctx, a.Claim()),
+		"read a configmap":             sa.Get(ctx, client.ObjectKey{Namespace: "default", Name: "kube-root-ca.crt"}, &corev1.ConfigMap{}),
+		"patch webhook conf":           sa.Patch(ctx, m.DeepCopy(), client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"labels":{"x":"y"}}}`))),
 	} {
 		if !apierrors.IsForbidden(err) {
 			t.Errorf("%s: want Forbidden, got %v", what, err)
@@ -193,6 +211,15 @@ func TestSelfManagedRBACIsSufficientAndLeast(t *testing.T) {
 			t.Errorf("%s: want Forbidden, got %v", what, err)
 		}
 	}
+}
+
+// freeAddr is a loopback address nothing listens on, for the probe endpoint.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer l.Close()
+	return l.Addr().String()
 }
 
 func must(t *testing.T, err error) {

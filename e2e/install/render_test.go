@@ -2,18 +2,24 @@ package install
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -22,18 +28,49 @@ import (
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 )
 
+// gkeLikeAdmission configures ResourceQuota admission as GKE does (and as the Kubernetes docs
+// suggest under "Limit Priority Class consumption by default"): pods of the system-* priority
+// classes need a ResourceQuota covering that scope in their namespace.
+const gkeLikeAdmission = `apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+  - name: ResourceQuota
+    configuration:
+      apiVersion: apiserver.config.k8s.io/v1
+      kind: ResourceQuotaConfiguration
+      limitedResources:
+        - resource: pods
+          matchScopes:
+            - scopeName: PriorityClass
+              operator: In
+              values: ["system-node-critical", "system-cluster-critical"]
+`
+
 // Every kustomization renders and the API server accepts every object (server-side dry-run,
-// cert-manager's CRDs installed), so a schema mistake fails the build.
+// strict field validation, create and server-side apply, cert-manager's CRDs installed), so a
+// schema mistake fails the build. The pod the Deployment would create is dry-run created too,
+// so the admission a real pod meets (Pod Security enforced on the namespace, Priority,
+// ResourceQuota) judges it.
 func TestManifestsApplyWithServerSideDryRun(t *testing.T) {
-	cp := start(t, controlplane.Options{CRDInstallOptions: envtest.CRDInstallOptions{Paths: []string{certManagerCRDs(t)}}})
+	admissionFile := filepath.Join(t.TempDir(), "admission.yaml")
+	must(t, os.WriteFile(admissionFile, []byte(gkeLikeAdmission), 0o600))
+	cp := start(t, controlplane.Options{
+		CRDInstallOptions:  envtest.CRDInstallOptions{Paths: []string{certManagerCRDs(t)}},
+		ExtraAPIServerArgs: map[string][]string{"admission-control-config-file": {admissionFile}},
+	})
+	if len(cp.CRDs) < 6 {
+		t.Fatalf("%d cert-manager CRDs installed, want 6", len(cp.CRDs))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for _, flavour := range manifests.Flavours {
 		for _, netpol := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/network-policy=%v", flavour, netpol), func(t *testing.T) {
 				objs := render(t, flavour, netpol)
+				// Dry-runs of namespaced objects need their Namespace, and the pod below its
+				// PriorityClass: create those two for real.
 				for _, o := range objs {
-					if o.GetKind() == "Namespace" { // namespaced dry-runs need it to exist
+					if o.GetKind() == "Namespace" || o.GetKind() == "PriorityClass" {
 						if err := cp.Client.Create(ctx, o.DeepCopy()); err != nil && !apierrors.IsAlreadyExists(err) {
 							t.Fatal(err)
 						}
@@ -42,13 +79,24 @@ func TestManifestsApplyWithServerSideDryRun(t *testing.T) {
 				kinds := map[string]int{}
 				for _, o := range objs {
 					kinds[o.GetKind()]++
-					if err := cp.Client.Create(ctx, o.DeepCopy(), client.DryRunAll, client.FieldValidation("Strict")); err != nil && !apierrors.IsAlreadyExists(err) {
-						t.Errorf("%s %s rejected: %v", o.GetKind(), o.GetName(), err)
+					what := o.GetKind() + " " + o.GetName()
+					if err := cp.Client.Create(ctx, o.DeepCopy(), client.DryRunAll, client.FieldValidation("Strict")); err != nil &&
+						!(apierrors.IsAlreadyExists(err) && (o.GetKind() == "Namespace" || o.GetKind() == "PriorityClass")) {
+						t.Errorf("%s rejected on create: %v", what, err)
+					}
+					if err := cp.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(o.DeepCopy()),
+						client.FieldOwner("kubectl"), client.ForceOwnership, client.DryRunAll); err != nil {
+						t.Errorf("%s rejected on server-side apply: %v", what, err)
 					}
 				}
-				want := map[string]int{"Deployment": 1, "Service": 1, "PodDisruptionBudget": 1, "MutatingWebhookConfiguration": 1, "ValidatingWebhookConfiguration": 1}
-				if flavour == "cert-manager" {
+				want := map[string]int{"Namespace": 1, "PriorityClass": 1, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
+					"ConfigMap": 1, "Deployment": 1, "Service": 1, "PodDisruptionBudget": 1,
+					"MutatingWebhookConfiguration": 1, "ValidatingWebhookConfiguration": 1}
+				switch flavour {
+				case "cert-manager":
 					want["Certificate"], want["Issuer"] = 2, 2
+				case "self-managed":
+					want["Role"], want["RoleBinding"], want["ClusterRole"], want["ClusterRoleBinding"] = 1, 1, 2, 2
 				}
 				if netpol {
 					want["NetworkPolicy"] = 1
@@ -58,9 +106,46 @@ func TestManifestsApplyWithServerSideDryRun(t *testing.T) {
 						t.Errorf("%d %s rendered, want %d", kinds[k], k, n)
 					}
 				}
+				for k := range kinds {
+					if _, ok := want[k]; !ok {
+						t.Errorf("unexpected %s rendered", k)
+					}
+				}
+
+				var d appsv1.Deployment
+				find(t, objs, "Deployment", "workspace-webhook", &d)
+				if err := cp.Client.Create(ctx, podOf(&d), client.DryRunAll); err != nil {
+					t.Errorf("the Deployment's pod is refused by admission: %v", err)
+				}
 			})
 		}
 	}
+
+	// The admission above was live: a pod the restricted profile forbids is refused there, and
+	// so is the same pod with system-cluster-critical (why base/priorityclass.yaml exists).
+	var d appsv1.Deployment
+	find(t, render(t, "cert-manager", false), "Deployment", "workspace-webhook", &d)
+	loose := podOf(&d)
+	loose.Spec.Containers[0].SecurityContext.AllowPrivilegeEscalation = ptr.To(true)
+	if err := cp.Client.Create(ctx, loose, client.DryRunAll); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "PodSecurity") {
+		t.Errorf("Pod Security is not enforced in %s: want Forbidden by PodSecurity, got %v", webhookNS, err)
+	}
+	critical := podOf(&d)
+	critical.Spec.PriorityClassName = "system-cluster-critical"
+	if err := cp.Client.Create(ctx, critical, client.DryRunAll); err == nil || !strings.Contains(err.Error(), "insufficient quota to match these scopes") {
+		t.Errorf("with system-*-critical limited to quota-covered namespaces, want system-cluster-critical refused in %s, got %v", webhookNS, err)
+	} else {
+		var status apierrors.APIStatus
+		if errors.As(err, &status) {
+			t.Logf("system-cluster-critical in %s on a GKE-like API server: HTTP %d %s: %v", webhookNS, status.Status().Code, status.Status().Reason, err)
+		}
+	}
+}
+
+// podOf is the pod a ReplicaSet of d would create.
+func podOf(d *appsv1.Deployment) *corev1.Pod {
+	t := d.Spec.Template.DeepCopy()
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: d.Name + "-dryrun", Namespace: d.Namespace, Labels: t.Labels, Annotations: t.Annotations}, Spec: t.Spec}
 }
 
 // The webhook configurations are as safe as the issue requires.
@@ -146,6 +231,9 @@ func TestDeploymentArgsAreAcceptedByTheBinary(t *testing.T) {
 		if err := fs.Parse(d.Spec.Template.Spec.Containers[0].Args); err != nil {
 			t.Errorf("%s: %v", flavour, err)
 			continue
+		}
+		if fs.NArg() > 0 { // the flag package stops at the first non-flag: the rest would be ignored
+			t.Errorf("%s: arguments the binary would not parse as flags: %v", flavour, fs.Args())
 		}
 		if err := opts.Validate(); err != nil {
 			t.Errorf("%s: %v", flavour, err)

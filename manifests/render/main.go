@@ -1,4 +1,5 @@
-// Command render prints a kustomization of manifests/ as YAML:
+// Command render prints a kustomization of manifests/ as YAML, as `kubectl apply -k` would
+// apply it (`make manifests FLAVOUR=...`):
 //
 //	go run ./manifests/render cert-manager|self-managed [--network-policy]
 package main
@@ -11,14 +12,18 @@ import (
 )
 
 func main() {
-	if len(os.Args) < 2 {
+	args := os.Args[1:]
+	netpol := len(args) == 2 && args[1] == "--network-policy"
+	if len(args) < 1 || len(args) > 2 || (len(args) == 2 && !netpol) {
 		fmt.Fprintf(os.Stderr, "usage: render %v [--network-policy]\n", manifests.Flavours)
 		os.Exit(2)
 	}
-	out, err := manifests.Render(os.Args[1], len(os.Args) > 2 && os.Args[2] == "--network-policy")
+	out, err := manifests.Render(args[0], netpol)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
-	os.Stdout.Write(out)
+	if _, err := os.Stdout.Write(out); err != nil {
+		os.Exit(1)
+	}
 }
