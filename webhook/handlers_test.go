@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/audit"
@@ -59,9 +58,7 @@ func scriptPod() *corev1.Pod {
 }
 
 func mutator(f FactFinder) *PodMutator {
-	s := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(s)
-	return &PodMutator{Decoder: admission.NewDecoder(s), Finder: f, Config: workspace.DefaultConfig(),
+	return &PodMutator{Finder: f, Config: workspace.DefaultConfig(),
 		ScriptPodLabel: "octopus.com/scriptTicketId", Recorder: &audit.Recorder{Log: logr.Discard()}}
 }
 

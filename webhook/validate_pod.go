@@ -13,7 +13,6 @@ import (
 // PodValidator refuses script pods whose workspace can never work, judged on the final pod
 // after every mutating webhook.
 type PodValidator struct {
-	Decoder        admission.Decoder
 	Finder         FactFinder
 	ScriptPodLabel string
 	// Claims judges whether a ReadWriteMany workspace claim's class can serve it.
@@ -26,7 +25,7 @@ func (v *PodValidator) Handle(ctx context.Context, req admission.Request) admiss
 }
 
 func (v *PodValidator) handle(ctx context.Context, req admission.Request, o *audit.Outcome) admission.Response {
-	pod, resp, ok := decodeScriptPod(v.Decoder, req, v.ScriptPodLabel, o)
+	pod, resp, ok := decodeScriptPod(req, v.ScriptPodLabel, o)
 	if !ok {
 		return resp
 	}

@@ -129,9 +129,9 @@ func NewManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 	finder := &agent.Finder{Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), MountPath: opts.Workspace.MountPath}
 
 	srv := mgr.GetWebhookServer()
-	srv.Register(MutatePodPath, &webhook.Admission{Handler: &wh.PodMutator{
-		Decoder: decoder, Finder: finder, Config: opts.Workspace, ScriptPodLabel: opts.ScriptPodLabel, Recorder: recorder,
-	}})
+	srv.Register(MutatePodPath, wh.NewReviewServer(&wh.PodMutator{
+		Finder: finder, Config: opts.Workspace, ScriptPodLabel: opts.ScriptPodLabel, Recorder: recorder,
+	}, true, log.WithName("admission")))
 	claims := &wh.ClaimJudge{Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), DenyUnknown: opts.DenyUnknownCapability, Metrics: metrics}
 	if opts.CapabilityOverrides != "" {
 		watcher := storage.NewOverrideWatcher(opts.CapabilityOverrides, storage.WatcherOptions{
@@ -146,16 +146,16 @@ func NewManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 		}
 		claims.Overrides = watcher.Current
 	}
-	srv.Register(ValidatePodPath, &webhook.Admission{Handler: &wh.PodValidator{
-		Decoder: decoder, Finder: finder, ScriptPodLabel: opts.ScriptPodLabel, Claims: claims, Recorder: recorder,
-	}})
+	srv.Register(ValidatePodPath, wh.NewReviewServer(&wh.PodValidator{
+		Finder: finder, ScriptPodLabel: opts.ScriptPodLabel, Claims: claims, Recorder: recorder,
+	}, true, log.WithName("admission")))
 	excluded := map[string]bool{"kube-system": true, "kube-node-lease": true}
 	if opts.Namespace != "" {
 		excluded[opts.Namespace] = true
 	}
-	srv.Register(ValidatePVCPath, &webhook.Admission{Handler: &wh.ClaimValidator{
+	srv.Register(ValidatePVCPath, wh.NewReviewServer(&wh.ClaimValidator{
 		Decoder: decoder, Claims: claims, ExcludedNamespaces: excluded, Recorder: recorder,
-	}})
+	}, false, log.WithName("admission")))
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err

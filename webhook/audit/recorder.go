@@ -75,14 +75,16 @@ func (r *Recorder) notePin(req admission.Request, o Outcome) {
 func EventAction(kind string) string { return "Refuse" + kind }
 
 func (r *Recorder) log(req admission.Request, o Outcome) {
-	kv := []any{
+	kv := make([]any, 0, 30)
+	kv = append(kv,
 		"webhook", o.Webhook, "uid", string(req.UID), "user", req.UserInfo.Username,
 		"kind", req.Kind.Kind, "namespace", req.Namespace, "name", objectName(req), "operation", string(req.Operation),
 		"dryRun", isDryRun(req), "decision", string(o.Decision), "reason", string(o.Code),
-	}
-	for k, v := range map[string]string{"agent": o.Agent, "claim": o.Claim, "storageClass": o.StorageClass, "node": o.Node} {
-		if v != "" {
-			kv = append(kv, k, v)
+	)
+	// Fixed order, empty ones left out: log lines of one kind read (and diff) alike.
+	for _, f := range [...]struct{ key, value string }{{"agent", o.Agent}, {"claim", o.Claim}, {"storageClass", o.StorageClass}, {"node", o.Node}} {
+		if f.value != "" {
+			kv = append(kv, f.key, f.value)
 		}
 	}
 	if o.Decision == reason.Denied {

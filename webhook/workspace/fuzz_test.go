@@ -41,6 +41,7 @@ func FuzzMutate(f *testing.F) {
 			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.PersistentVolumeAccessMode(mode)}}}
 		facts := Facts{Agent: AgentRef{Namespace: "ns"}, TentaclePods: 1, ClaimName: claim.Name, Claim: claim, Node: node, NodeSource: "fuzz"}
 		res := Mutate(DefaultConfig(), &pod, facts)
+		assertScriptPodDecidesAlike(t, podJSON, &pod, facts)
 		if res.Denied {
 			if res.Code == "" || res.Message == "" {
 				t.Fatalf("denial without code or message: %+v", res)

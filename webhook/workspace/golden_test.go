@@ -57,6 +57,7 @@ func TestGoldenFixtures(t *testing.T) {
 			facts := fixtureFacts(fx)
 
 			res := Mutate(DefaultConfig(), pod, facts)
+			assertScriptPodDecidesAlike(t, podJSON, pod, facts)
 			if !slices.Contains(reason.All(), res.Code) {
 				t.Fatalf("decision carries undocumented reason code %q", res.Code)
 			}
@@ -75,6 +76,7 @@ func TestGoldenFixtures(t *testing.T) {
 			}
 			// Reinvocation on the admitted pod must change nothing.
 			_, again := decodePod(t, patched)
+			assertScriptPodDecidesAlike(t, patched, again, facts)
 			second := Mutate(DefaultConfig(), again, facts)
 			if second.Denied || len(second.Patch) != 0 {
 				t.Fatalf("second invocation not idempotent: denied=%v patch=%s", second.Denied, marshalOps(t, second))

@@ -21,7 +21,9 @@ func appendTo(path string, length int, item any) jsonpatch.Operation {
 	return add(path+"/-", item)
 }
 
-// escapePointer escapes a map key for use in a JSON pointer (RFC 6901).
+// pointerEscaper escapes a map key for use in a JSON pointer (RFC 6901).
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
 func escapePointer(key string) string {
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(key)
+	return pointerEscaper.Replace(key)
 }
