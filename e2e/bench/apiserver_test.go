@@ -44,7 +44,7 @@ type apiSide struct {
 // pod), one where the same configurations point at a no-op server (the floor: what any
 // webhook costs the API server), one no webhook applies to (the baseline). Between phases
 // the pods are deleted and the cluster settles. CPU per created pod is read from /proc for
-// the webhook, kube-apiserver and etcd.
+// every process of the cluster, the webhook and the load generator, and for the machine.
 func TestAPIServer(t *testing.T) {
 	requireBinaries(t)
 	ctx := ctxFor(t, 40*time.Minute)

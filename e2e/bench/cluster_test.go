@@ -17,6 +17,7 @@ import (
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
 	"github.com/octopus-agent-tools/workspace-webhook/manifests"
+	wh "github.com/octopus-agent-tools/workspace-webhook/webhook"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 )
 
@@ -42,15 +43,16 @@ func roomForPods(ctx context.Context, cp *controlplane.ControlPlane) error {
 }
 
 // startNoopServer serves the no-op handler at our webhook paths with controller-runtime's
-// webhook server, configured as app.NewManager configures ours (TLS 1.3, HTTP/1.1).
+// webhook server and our review server, configured as app.NewManager configures ours (TLS
+// 1.3, HTTP/1.1): the same stack, deciding nothing.
 func startNoopServer(t testing.TB, certDir string) string {
 	t.Helper()
 	_, port := freeAddr(t)
 	srv := webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir, TLSOpts: []func(*tls.Config){func(c *tls.Config) {
 		c.MinVersion, c.NextProtos = tls.VersionTLS13, []string{"http/1.1"}
 	}}})
-	srv.Register(app.MutatePodPath, &webhook.Admission{Handler: noop})
-	srv.Register(app.ValidatePodPath, &webhook.Admission{Handler: noop})
+	srv.Register(app.MutatePodPath, wh.NewReviewServer(noop, false, discardLogger()))
+	srv.Register(app.ValidatePodPath, wh.NewReviewServer(noop, false, discardLogger()))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() { _ = srv.Start(ctx) }()

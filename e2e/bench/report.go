@@ -81,6 +81,8 @@ type Machine struct {
 	CPUModel  string
 	Kernel    string
 	MemTotal  string
+	// LoadAverages says how busy the machine was before each step (run.sh).
+	LoadAverages string
 }
 
 // ThisMachine reads nproc, the Go version, the CPU model and total memory.
@@ -118,6 +120,13 @@ func Render(w io.Writer, m Machine, command, commit string, when time.Time, resu
 		fmt.Fprintf(&b, " at %s", commit)
 	}
 	fmt.Fprintf(&b, "\n- machine: nproc %d, %s, CPU %s, kernel %s, memory %s\n\n", m.NProc, m.GoVersion, m.CPUModel, m.Kernel, m.MemTotal)
+	if m.LoadAverages != "" {
+		fmt.Fprintf(&b, "- other work on the machine (CPU busy in the second before each step; should be near 0):\n")
+		for _, l := range strings.Split(strings.TrimSpace(m.LoadAverages), "\n") {
+			fmt.Fprintf(&b, "  - %s\n", l)
+		}
+		b.WriteString("\n")
+	}
 	b.WriteString("Ratios are the headline (measured / baseline, same run); absolute numbers are context.\n\n")
 	b.WriteString("| measurement | figure | measured | baseline | ratio | target | met |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
@@ -204,7 +213,8 @@ func InProcessResult(benchText, raw string) Result {
 	stats := ParseGoBench(benchText)
 	r := Result{Order: 1, Name: "inprocess", Title: "1. In-process admission path (decode, facts from a warm cache, decide, patch, encode)",
 		Config: "webhook: the handlers registered on the manager's webhook server (app.NewManager) served through its mux with an httptest.ResponseRecorder; " +
-			"cache: controller-runtime informers against a real kube-apiserver holding the agent; floor: the same mux and admission.Webhook with a no-op handler, same AdmissionReview"}
+			"cache: controller-runtime informers against a real kube-apiserver holding the agent; floor: the same mux and review server (the AdmissionReview decoded once, its pod left raw, the response encoded) with a no-op handler, same AdmissionReview; "+
+			"for context, controller-runtime's admission.Webhook.ServeHTTP with the same no-op handler (what most webhooks pay before deciding anything)"}
 	for _, hook := range []string{"Mutate", "Validate"} {
 		floor, ok1 := stats["Benchmark"+hook+"/handler=floor"]
 		real, ok2 := stats["Benchmark"+hook+"/handler=webhook"]
@@ -223,6 +233,11 @@ func InProcessResult(benchText, raw string) Result {
 				Target: fmt.Sprintf("<= %d (a few hundred)", InProcessMaxAllocs), Met: Met(real.AllocsOp <= InProcessMaxAllocs)},
 			Figure{Measurement: "1. in-process " + what, Figure: "bytes allocated per review",
 				Measured: kib(real.BPerOp), Baseline: kib(floor.BPerOp), Ratio: real.BPerOp / floor.BPerOp})
+		if cr, ok := stats["Benchmark"+hook+"/handler=controller-runtime-floor"]; ok {
+			r.Figures = append(r.Figures, Figure{Measurement: "1. in-process " + what,
+				Figure:   "time per review vs controller-runtime's admission.Webhook with a no-op handler (context)",
+				Measured: us(real.NsPerOp), Baseline: fmt.Sprintf("%s (%.0f allocs)", us(cr.NsPerOp), cr.AllocsOp), Ratio: real.NsPerOp / cr.NsPerOp})
+		}
 	}
 	r.Raw = raw
 	return r

@@ -20,12 +20,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
+	wh "github.com/octopus-agent-tools/workspace-webhook/webhook"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 )
 
-// noopPath serves the floor: the same server, mux, metrics wrapper and admission.Webhook
-// (AdmissionReview decoded, response encoded) with a handler that decides nothing.
-const noopPath = "/bench-noop"
+// noopPath serves the floor: the same server, mux, metrics wrapper and review server
+// (AdmissionReview decoded once, its object left as raw bytes, response encoded) with a
+// handler that decides nothing. controllerRuntimeNoopPath serves the same no-op handler
+// through controller-runtime's admission.Webhook.ServeHTTP, which most webhooks use: context
+// for how much the review server saves.
+const (
+	noopPath                  = "/bench-noop"
+	controllerRuntimeNoopPath = "/bench-noop-controller-runtime"
+)
 
 var noop = admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
 	return admission.Allowed("")
@@ -85,7 +92,8 @@ func startInProcess(t testing.TB, cp *controlplane.ControlPlane) (*inProcess, er
 		return nil, err
 	}
 	srv := mgr.GetWebhookServer()
-	srv.Register(noopPath, &webhook.Admission{Handler: noop})
+	srv.Register(noopPath, wh.NewReviewServer(noop, false, discardLogger()))
+	srv.Register(controllerRuntimeNoopPath, &webhook.Admission{Handler: noop})
 	w.mux = srv.WebhookMux()
 	go func() { _ = mgr.Start(ctx) }()
 	if err := waitOK(ctx, "http://"+opts.ProbeAddr+"/readyz", time.Minute); err != nil {

@@ -43,7 +43,9 @@ func run(dir, command, commit string) error {
 	if err != nil {
 		return err
 	}
-	if err := bench.Render(f, bench.ThisMachine(), command, commit, time.Now(), results); err != nil {
+	m := bench.ThisMachine()
+	m.LoadAverages = read(dir, "loadavg.txt")
+	if err := bench.Render(f, m, command, commit, time.Now(), results); err != nil {
 		f.Close()
 		return err
 	}
