@@ -213,7 +213,7 @@ func InProcessResult(benchText, raw string) Result {
 	stats := ParseGoBench(benchText)
 	r := Result{Order: 1, Name: "inprocess", Title: "1. In-process admission path (decode, facts from a warm cache, decide, patch, encode)",
 		Config: "webhook: the handlers registered on the manager's webhook server (app.NewManager) served through its mux with an httptest.ResponseRecorder; " +
-			"cache: controller-runtime informers against a real kube-apiserver holding the agent; floor: the same mux and review server (the AdmissionReview decoded once, its pod left raw, the response encoded) with a no-op handler, same AdmissionReview; "+
+			"cache: controller-runtime informers against a real kube-apiserver holding the agent; floor: the same mux and review server (the AdmissionReview decoded once, its pod left raw, the response encoded) with a no-op handler, same AdmissionReview; " +
 			"for context, controller-runtime's admission.Webhook.ServeHTTP with the same no-op handler (what most webhooks pay before deciding anything)"}
 	for _, hook := range []string{"Mutate", "Validate"} {
 		floor, ok1 := stats["Benchmark"+hook+"/handler=floor"]
