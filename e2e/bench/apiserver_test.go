@@ -37,6 +37,14 @@ type apiSide struct {
 	pods    int
 }
 
+// file names the side in file names: ours, noop, none.
+func (s *apiSide) file() string {
+	if s.label == "" {
+		return "ours"
+	}
+	return s.label
+}
+
 // TestAPIServer creates script pods through a real kube-apiserver (with scheduler,
 // controller manager and kwok nodes) from a fixed number of concurrent creators, in
 // rotating phases (ABC, CBA, ...) over three namespaces with the same agent: one where the
@@ -98,7 +106,13 @@ func TestAPIServer(t *testing.T) {
 			}
 			for _, s := range order {
 				cpu0 := cpuOf(procs)
+				profiled := func() error { return nil }
+				if r == 0 && cfg.out != "" { // one profile per side and concurrency, in full runs
+					name := fmt.Sprintf("apiserver.%dcreators.%s.cpu.pprof", conc, s.file())
+					profiled = profileAPIServer(ctx, cp.Config, cfg.apiPhase-time.Second, cfg.out, name)
+				}
 				p := runPhase(ctx, conc, cfg.apiPhase, creator(c, s, r+1))
+				must(t, profiled())
 				for name, v := range cpuOf(procs) {
 					s.cpu[name] += v - cpu0[name]
 				}
