@@ -117,3 +117,54 @@ func (c *reviewClient) post(ctx context.Context, url string, body []byte, want .
 	}
 	return nil
 }
+
+// runPaced is the open-loop counterpart of runPhase: requests start at a fixed rate for d,
+// whatever the answers' speed, at most maxInFlight at a time. A request's latency counts
+// from when it was due, so time spent waiting for a free slot is not hidden.
+func runPaced(ctx context.Context, rate float64, maxInFlight int, d time.Duration, do func(ctx context.Context, worker, seq int) error) phase {
+	var (
+		mu  sync.Mutex
+		out phase
+		wg  sync.WaitGroup
+	)
+	slots := make(chan int, maxInFlight)
+	for i := range maxInFlight {
+		slots <- i
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	for seq := 0; ctx.Err() == nil; seq++ {
+		due := start.Add(time.Duration(seq) * interval)
+		if !due.Before(start.Add(d)) {
+			break
+		}
+		time.Sleep(time.Until(due))
+		var slot int
+		select {
+		case slot = <-slots:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { slots <- slot; wg.Done() }()
+			err := do(ctx, slot, seq)
+			el := time.Since(due)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				out.errors++
+				if len(out.examples) < 3 {
+					out.examples = append(out.examples, err.Error())
+				}
+				return
+			}
+			out.latencies = append(out.latencies, el)
+		}()
+	}
+	wg.Wait()
+	out.wall = time.Since(start)
+	return out
+}

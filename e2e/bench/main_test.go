@@ -27,7 +27,7 @@ type config struct {
 	httpsWarmup      time.Duration
 
 	// 3. through kube-apiserver
-	apiConcurrencies []int
+	apiLoads         []apiLoad
 	apiRounds        int
 	apiPhase         time.Duration
 
@@ -51,14 +51,14 @@ func sizes() config {
 	if os.Getenv("BENCH_FULL") == "1" {
 		return config{full: true,
 			httpsConcurrency: 16, httpsRounds: 6, httpsPhase: 5 * time.Second, httpsWarmup: 2 * time.Second,
-			apiConcurrencies: []int{16, 1}, apiRounds: 3, apiPhase: 8 * time.Second,
+			apiLoads: []apiLoad{{creators: 16}, {creators: 1}, {rate: 20, creators: 64}}, apiRounds: 3, apiPhase: 8 * time.Second,
 			memPods: 10_000, memClaims: 10_000, memAgents: 100, memWaitGC: true,
 			startupRuns: 7,
 		}
 	}
 	return config{
 		httpsConcurrency: 4, httpsRounds: 1, httpsPhase: 300 * time.Millisecond, httpsWarmup: 100 * time.Millisecond,
-		apiConcurrencies: []int{4}, apiRounds: 1, apiPhase: time.Second,
+		apiLoads: []apiLoad{{creators: 4}, {rate: 20, creators: 16}}, apiRounds: 1, apiPhase: time.Second,
 		memPods: 100, memClaims: 50, memAgents: 3,
 		startupRuns: 1,
 	}
