@@ -51,7 +51,9 @@ func (l apiLoad) String() string {
 	return fmt.Sprintf("%d creators", l.creators)
 }
 
-func (l apiLoad) file() string { return strings.ReplaceAll(strings.ReplaceAll(l.String(), " ", ""), "/", "per") }
+func (l apiLoad) file() string {
+	return strings.ReplaceAll(strings.ReplaceAll(l.String(), " ", ""), "/", "per")
+}
 
 func (l apiLoad) run(ctx context.Context, d time.Duration, do func(context.Context, int, int) error) phase {
 	if l.rate > 0 {

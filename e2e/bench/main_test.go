@@ -27,9 +27,9 @@ type config struct {
 	httpsWarmup      time.Duration
 
 	// 3. through kube-apiserver
-	apiLoads         []apiLoad
-	apiRounds        int
-	apiPhase         time.Duration
+	apiLoads  []apiLoad
+	apiRounds int
+	apiPhase  time.Duration
 
 	// 4. memory
 	memPods, memClaims, memAgents int
