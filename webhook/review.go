@@ -23,12 +23,13 @@ const maxReviewBytes = 7 << 20
 
 // ReviewServer serves AdmissionReviews over HTTP for one webhook path. It stands in for
 // admission.Webhook's ServeHTTP, whose universal deserializer reads the whole review twice
-// (once with encoding/json only to learn apiVersion and kind) and leaves the pod to be decoded
-// a third time: together 70% of the admission path (make bench, figure 1). Here the review is
-// decoded once with the API server's own JSON rules (sigs.k8s.io/json: case-sensitive,
-// integers preserved), the pod of a pod request in the same pass and only as far as needed. Everything after decoding
-// is still controller-runtime's: admission.Webhook.Handle runs the handler with panic
-// recovery and completes the response, and the server's Register adds its metrics.
+// (once with encoding/json only to learn apiVersion and kind) and leaves the pod to be
+// decoded a third time: together two thirds of the admission path (make bench, figure 1).
+// Here the review is decoded once with the API server's own JSON rules (sigs.k8s.io/json:
+// case-sensitive, integers preserved), a pod request's pod in the same pass and only as far
+// as the decisions read it. Everything after decoding is still controller-runtime's:
+// admission.Webhook.Handle runs the handler with panic recovery and completes the response,
+// and the webhook server's Register adds its metrics.
 type ReviewServer struct {
 	Webhook *admission.Webhook
 	// DecodePod decodes the object of core/v1 Pod requests in the same pass as the review,
