@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -54,31 +53,4 @@ func machineBusy() float64 {
 		}
 	}
 	return busy / 100
-}
-
-// childPID finds a direct child of this test binary by command name (the kube-apiserver and
-// etcd envtest started for us), for reading its CPU time; 0 when there is none.
-func childPID(comm string) int {
-	entries, _ := os.ReadDir("/proc")
-	self := strconv.Itoa(os.Getpid())
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		f := strings.Fields(s[end+2:])
-		if s[open+1:end] == comm && len(f) > 1 && f[1] == self {
-			return pid
-		}
-	}
-	return 0
 }

@@ -464,14 +464,22 @@ func (cp *ControlPlane) Alive() error {
 	return errors.Join(errs...)
 }
 
-// PIDs returns the process ids of the child processes started by this package, by name
-// (kube-apiserver and etcd belong to envtest and are not included).
+// PIDs returns the process ids of the control plane's processes by name: the ones this
+// package started and, on Linux, the kube-apiserver and etcd envtest started (found as the
+// watchdog finds them).
 func (cp *ControlPlane) PIDs() map[string]int {
 	cp.mu.Lock()
-	defer cp.mu.Unlock()
 	out := map[string]int{}
 	for _, c := range cp.children {
 		out[c.name] = c.cmd.Process.Pid
+	}
+	cp.mu.Unlock()
+	if cp.Env != nil && cp.Env.ControlPlane.APIServer != nil && cp.Env.ControlPlane.Etcd != nil {
+		for name, dir := range map[string]string{"kube-apiserver": cp.Env.ControlPlane.APIServer.CertDir, "etcd": cp.Env.ControlPlane.Etcd.DataDir} {
+			if pids := envtestPIDs(dir); len(pids) == 1 {
+				out[name] = pids[0]
+			}
+		}
 	}
 	return out
 }

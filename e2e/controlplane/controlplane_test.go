@@ -128,6 +128,11 @@ func TestDeploymentPodRunsOnKwokNode(t *testing.T) {
 		t.Fatalf("expected at least 5 child processes while running, saw %v", during)
 	}
 	ours := cp.PIDs()
+	for _, name := range []string{"kube-apiserver", "etcd", "kube-scheduler", "kube-controller-manager", "kwok"} {
+		if runtime.GOOS == "linux" && ours[name] <= 0 {
+			t.Errorf("PIDs() has no %s: %v", name, ours)
+		}
+	}
 	logDir := cp.LogDir
 	stopStart := time.Now()
 	if err := cp.Stop(); err != nil {
