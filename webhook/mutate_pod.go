@@ -36,24 +36,18 @@ func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admissio
 }
 
 func (m *PodMutator) handle(ctx context.Context, req admission.Request, o *audit.Outcome) admission.Response {
-	pod, resp, ok := decodeScriptPod(req, m.ScriptPodLabel, o)
+	pod, facts, resp, ok := scriptPodFacts(ctx, req, m.ScriptPodLabel, m.Finder, o)
 	if !ok {
 		return resp
 	}
-	facts, err := m.Finder.Facts(ctx, pod)
-	if err != nil {
-		return internalError(o, err)
-	}
 	res := workspace.Mutate(m.Config, pod, facts)
-	o.Agent, o.Claim, o.Node, o.Code, o.Message = facts.Agent.String(), facts.ClaimName, res.Node, res.Code, res.Message
+	noteResult(o, facts, res)
 	o.NodeSource = facts.NodeSource
 	if facts.TentaclePod != "" {
-		o.Tentacle = &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: facts.Agent.Namespace, Name: facts.TentaclePod}
+		o.Tentacle = tentacleRef(facts)
 	}
 	if res.Denied {
-		o.Decision = reason.Denied
-		o.EventTarget = eventTarget(facts)
-		return denied(res.Message)
+		return deniedFor(o, facts, res.Message)
 	}
 	if len(res.Patch) == 0 {
 		o.Decision = reason.Allowed
@@ -70,6 +64,31 @@ func recorded(ctx context.Context, req admission.Request, webhook string, r *aud
 	resp := handle(&o)
 	r.Record(ctx, req, o, started, &resp)
 	return resp
+}
+
+// scriptPodFacts decodes a script pod CREATE and gathers the facts about its agent; when ok
+// is false, resp already answers the request.
+func scriptPodFacts(ctx context.Context, req admission.Request, label string, finder FactFinder, o *audit.Outcome) (*corev1.Pod, workspace.Facts, admission.Response, bool) {
+	pod, resp, ok := decodeScriptPod(req, label, o)
+	if !ok {
+		return nil, workspace.Facts{}, resp, false
+	}
+	facts, err := finder.Facts(ctx, pod)
+	if err != nil {
+		return nil, workspace.Facts{}, internalError(o, err), false
+	}
+	return pod, facts, admission.Response{}, true
+}
+
+// noteResult records a workspace decision and the agent it concerns in the outcome.
+func noteResult(o *audit.Outcome, f workspace.Facts, res workspace.Result) {
+	o.Agent, o.Claim, o.Node, o.Code, o.Message = f.Agent.String(), f.ClaimName, res.Node, res.Code, res.Message
+}
+
+// deniedFor refuses with msg; the denial's Event goes to an object of the agent.
+func deniedFor(o *audit.Outcome, f workspace.Facts, msg string) admission.Response {
+	o.Decision, o.EventTarget = reason.Denied, eventTarget(f)
+	return denied(msg)
 }
 
 // decodeScriptPod decodes a pod CREATE; anything else is let through untouched (the webhook
@@ -128,10 +147,14 @@ func denied(msg string) admission.Response {
 func eventTarget(f workspace.Facts) *corev1.ObjectReference {
 	switch {
 	case f.TentaclePod != "":
-		return &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: f.Agent.Namespace, Name: f.TentaclePod}
+		return tentacleRef(f)
 	case f.Claim != nil:
 		return &corev1.ObjectReference{APIVersion: "v1", Kind: "PersistentVolumeClaim", Namespace: f.Agent.Namespace, Name: f.Claim.Name, UID: f.Claim.UID}
 	default:
 		return &corev1.ObjectReference{APIVersion: "v1", Kind: "Namespace", Name: f.Agent.Namespace}
 	}
+}
+
+func tentacleRef(f workspace.Facts) *corev1.ObjectReference {
+	return &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: f.Agent.Namespace, Name: f.TentaclePod}
 }

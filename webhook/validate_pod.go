@@ -25,20 +25,14 @@ func (v *PodValidator) Handle(ctx context.Context, req admission.Request) admiss
 }
 
 func (v *PodValidator) handle(ctx context.Context, req admission.Request, o *audit.Outcome) admission.Response {
-	pod, resp, ok := decodeScriptPod(req, v.ScriptPodLabel, o)
+	pod, facts, resp, ok := scriptPodFacts(ctx, req, v.ScriptPodLabel, v.Finder, o)
 	if !ok {
 		return resp
 	}
-	facts, err := v.Finder.Facts(ctx, pod)
-	if err != nil {
-		return internalError(o, err)
-	}
 	res := workspace.Validate(pod, facts)
-	o.Agent, o.Claim, o.Node, o.Code, o.Message = facts.Agent.String(), facts.ClaimName, res.Node, res.Code, res.Message
+	noteResult(o, facts, res)
 	if res.Denied {
-		o.Decision = reason.Denied
-		o.EventTarget = eventTarget(facts)
-		return denied(res.Message)
+		return deniedFor(o, facts, res.Message)
 	}
 	if res.Mode == workspace.ModeShare && v.Claims != nil {
 		verdict, err := v.Claims.Judge(ctx, facts.Claim)
@@ -48,9 +42,8 @@ func (v *PodValidator) handle(ctx context.Context, req admission.Request, o *aud
 		verdict.describe(o)
 		if verdict.Denied {
 			msg := "script pod refused: its workspace " + verdict.Message
-			o.Decision, o.Code, o.Message = reason.Denied, verdict.Code, msg
-			o.EventTarget = eventTarget(facts)
-			return denied(msg)
+			o.Code, o.Message = verdict.Code, msg
+			return deniedFor(o, facts, msg)
 		}
 	}
 	o.Decision = reason.Allowed
