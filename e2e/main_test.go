@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -110,26 +109,7 @@ func startWebhook(ctx context.Context) error {
 			fmt.Fprintln(os.Stderr, "webhook stopped:", err)
 		}
 	}()
-	return waitHTTP(ctx, "http://"+probeAddr+"/readyz", 60*time.Second)
-}
-
-func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		last = err
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("not ready after %s: %v", timeout, last)
+	return controlplane.WaitOK(ctx, "http://"+probeAddr+"/readyz", 60*time.Second)
 }
 
 func freeAddr() string {

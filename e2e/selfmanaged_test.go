@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
 	"github.com/octopus-agent-tools/workspace-webhook/manifests"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
@@ -81,7 +82,7 @@ func TestSelfManagedCertificatesRenewUnderTraffic(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- app.Run(runCtx, cp.Config, opts, zap.New(zap.WriteTo(webhookLog))) }()
 	t.Cleanup(func() { stop(); <-done })
-	must(t, waitHTTP(ctx, "http://"+opts.ProbeAddr+"/readyz", 60*time.Second))
+	must(t, controlplane.WaitOK(ctx, "http://"+opts.ProbeAddr+"/readyz", 60*time.Second))
 
 	// The CA is in every caBundle of both configurations.
 	eventually(t, ctx, "caBundle injected", func() (bool, string) {

@@ -96,7 +96,7 @@ func startInProcess(t testing.TB, cp *controlplane.ControlPlane) (*inProcess, er
 	srv.Register(controllerRuntimeNoopPath, &webhook.Admission{Handler: noop})
 	w.mux = srv.WebhookMux()
 	go func() { _ = mgr.Start(ctx) }()
-	if err := waitOK(ctx, "http://"+opts.ProbeAddr+"/readyz", time.Minute); err != nil {
+	if err := controlplane.WaitOK(ctx, "http://"+opts.ProbeAddr+"/readyz", time.Minute); err != nil {
 		return nil, err
 	}
 
@@ -155,29 +155,4 @@ func serveOnce(h http.Handler, path string, body []byte) *httptest.ResponseRecor
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, newRequest(path, body).next())
 	return rec
-}
-
-// waitOK polls url until it answers 200.
-func waitOK(ctx context.Context, url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("not ready after %s: %v", timeout, last)
 }
