@@ -51,7 +51,9 @@ fuzz: ## Fuzz the pure mutation (patch applies, add-only, idempotent) for FUZZTI
 
 .PHONY: demo
 demo: controlplane ## Run a local control plane with fake nodes and the webhook, create an agent and a script pod, keep running.
-	$(GO) run ./cmd/demo
+	@# Built, not `go run`: go run exits 1 when Ctrl-C reaches it, even after a clean stop.
+	$(GO) build -o $(BIN)/demo ./cmd/demo
+	$(BIN)/demo
 
 .PHONY: bench
 bench: controlplane ## Benchmarks, each next to its baseline in the same run; results in .bench/.

@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
@@ -108,7 +109,11 @@ func startWebhook(ctx context.Context, cp *controlplane.ControlPlane, logFile st
 	opts := app.DefaultOptions()
 	opts.Host, opts.Port, opts.CertDir = wio.LocalServingHost, wio.LocalServingPort, wio.LocalServingCertDir
 	opts.MetricsAddr, opts.ProbeAddr = "0", freeAddr()
-	mgr, err := app.NewManager(cp.Config, opts, zap.New(zap.WriteTo(f)))
+	// controller-runtime's own components (certificate watcher, admission) log through its
+	// global logger: send them to the same file, as cmd/workspace-webhook does to stderr.
+	log := zap.New(zap.WriteTo(f))
+	ctrllog.SetLogger(log)
+	mgr, err := app.NewManager(cp.Config, opts, log)
 	if err != nil {
 		return err
 	}
