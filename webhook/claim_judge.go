@@ -3,11 +3,12 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/agent"
@@ -49,10 +50,32 @@ func (v ClaimVerdict) describe(o *audit.Outcome) {
 	o.Warnings = append(o.Warnings, v.Warnings...)
 }
 
-// Judge answers for claim (as submitted, or the workspace claim of a script pod).
+// Evidence bounds: the one live listing of PersistentVolumes a claim may cost stops after
+// this many pages or this long, well inside the webhook's 5 s timeout. An unfinished listing
+// settles nothing: the claim is admitted with a warning (CapabilityCheckFailed).
+const (
+	evidencePages   = 10
+	evidenceTimeout = 2 * time.Second
+)
+
+// Judge answers for claim (as submitted, or the workspace claim of a script pod). An error
+// means a fact could not be read; callers admit with a warning (CheckFailed), never refuse.
 func (j *ClaimJudge) Judge(ctx context.Context, claim *corev1.PersistentVolumeClaim) (ClaimVerdict, error) {
 	if !asksReadWriteMany(claim) {
 		return ClaimVerdict{Code: reason.NotReadWriteMany, Message: "the claim does not ask for ReadWriteMany"}, nil
+	}
+	// What a claim is bound to decides: Kubernetes never re-classes a bound claim, so a class
+	// that would resolve differently today (a new default) says nothing about it.
+	if claim.Status.Phase == corev1.ClaimBound {
+		return ClaimVerdict{Code: reason.ReadWriteManyBound, Message: fmt.Sprintf(
+			"the claim is Bound to PersistentVolume %q with access modes %v; that volume, not what its class would resolve to today, decides",
+			claim.Spec.VolumeName, claim.Status.AccessModes)}, nil
+	}
+	if claim.Spec.VolumeName != "" {
+		// Static binding (the agent chart's NFS mode): the named volume decides, whatever
+		// storageClassName says; that class need not exist and no provisioner runs.
+		return ClaimVerdict{Code: reason.StaticallyBound, Message: fmt.Sprintf(
+			"the claim names PersistentVolume %q (spec.volumeName) and binds to it statically; no provisioner is involved", claim.Spec.VolumeName)}, nil
 	}
 	var classes storagev1.StorageClassList
 	if err := j.Cache.List(ctx, &classes); err != nil {
@@ -66,15 +89,20 @@ func (j *ClaimJudge) Judge(ctx context.Context, claim *corev1.PersistentVolumeCl
 		msg := fmt.Sprintf("StorageClass %q (%s) does not exist, so ReadWriteMany cannot be checked; the claim stays Pending until the class exists", name, how)
 		return ClaimVerdict{Code: reason.ReadWriteManyUnverified, Class: name, Message: msg, Warnings: []string{msg}}, nil
 	}
+	nodes, err := j.nodeCount(ctx)
+	if err != nil {
+		return ClaimVerdict{}, err
+	}
 	class := findClass(classes.Items, name)
 	mode := storage.VolumeModeOf(claim.Spec.VolumeMode)
-	answer := j.judge().ReadWriteMany(class, mode, storage.Evidence{})
+	ev := &clusterEvidence{judge: j, mode: mode, nodes: nodes}
+	answer := j.judge().ReadWriteMany(class, mode, storage.Evidence{Nodes: nodes})
 	if answer.Verdict == storage.Unknown {
-		ev, err := j.evidence(ctx, name, mode)
+		e, err := ev.of(ctx, name)
 		if err != nil {
 			return ClaimVerdict{}, err
 		}
-		answer = j.judge().ReadWriteMany(class, mode, ev)
+		answer = j.judge().ReadWriteMany(class, mode, e)
 	}
 	if j.Metrics != nil {
 		j.Metrics.Capability.WithLabelValues(string(answer.Source), string(answer.Verdict), answer.Provisioner).Inc()
@@ -85,25 +113,33 @@ func (j *ClaimJudge) Judge(ctx context.Context, claim *corev1.PersistentVolumeCl
 		v.Code, v.Message = reason.ReadWriteManySupported, answer.Message()
 	case storage.Unsupported:
 		v.Code, v.Denied = reason.ReadWriteManyUnsupported, true
-		v.Message = j.refusal(ctx, claim, answer, classes.Items, "cannot serve it")
+		v.Message = j.refusal(ctx, claim, answer, classes.Items, ev, "cannot serve it")
 	default:
 		if j.DenyUnknown {
 			v.Code, v.Denied = reason.ReadWriteManyUnknown, true
-			v.Message = j.refusal(ctx, claim, answer, classes.Items, "has unknown capability and this cluster refuses unknown classes")
+			v.Message = j.refusal(ctx, claim, answer, classes.Items, ev, "has unknown capability and this cluster refuses unknown classes")
 		} else {
 			v.Code, v.Message = reason.ReadWriteManyUnverified, answer.Message()
-			v.Warnings = []string{fmt.Sprintf("cannot tell whether StorageClass %q (provisioner %s) can serve ReadWriteMany; if it cannot, claim %s will stay Pending for ever. %s",
-				name, answer.Provisioner, claimName(claim), declareHint(name))}
+			v.Warnings = []string{fmt.Sprintf("cannot tell whether StorageClass %q (provisioner %s) can serve ReadWriteMany (%s); if it cannot, claim %s will stay Pending for ever. %s",
+				name, answer.Provisioner, answer.Reason, claimName(claim), declareHint(name))}
 		}
 	}
 	return v, nil
 }
 
+// CheckFailed is the verdict when the check itself failed: the claim is admitted with a
+// warning that says so, as the claim webhooks' failurePolicy Ignore would have it. A
+// refusal must come from a fact, never from our own trouble reading one.
+func CheckFailed(claim *corev1.PersistentVolumeClaim, err error) ClaimVerdict {
+	msg := fmt.Sprintf("could not check whether claim %s can be served as ReadWriteMany (%v); admitted unchecked", claimName(claim), err)
+	return ClaimVerdict{Code: reason.CapabilityCheckFailed, Message: msg, Warnings: []string{msg}}
+}
+
 // refusal says what is wrong, on which claim, why we believe it, and what to do instead.
-func (j *ClaimJudge) refusal(ctx context.Context, claim *corev1.PersistentVolumeClaim, a storage.Answer, classes []storagev1.StorageClass, what string) string {
-	alternatives := storage.RWXCapableClasses(j.judge(), classes, a.VolumeMode, func(class string) storage.Evidence {
-		ev, _ := j.evidence(ctx, class, a.VolumeMode) // a failed lookup only loses a suggestion
-		return ev
+func (j *ClaimJudge) refusal(ctx context.Context, claim *corev1.PersistentVolumeClaim, a storage.Answer, classes []storagev1.StorageClass, ev *clusterEvidence, what string) string {
+	alternatives := storage.RWXCapableClasses(j.judge(), classes, a.VolumeMode, ev.nodes, func(class string) storage.Evidence {
+		e, _ := ev.of(ctx, class) // a failed lookup only loses a suggestion
+		return e
 	})
 	instead := "no StorageClass in this cluster is known to serve ReadWriteMany, so ask for ReadWriteOnce (agent chart: persistence.accessModes={ReadWriteOnce}; the webhook pins script pods to the volume's node)"
 	if len(alternatives) > 0 {
@@ -114,6 +150,15 @@ func (j *ClaimJudge) refusal(ctx context.Context, claim *corev1.PersistentVolume
 		claimName(claim), a.Class, a.Provisioner, what, a.Reason, a.Source, refSuffix(a.Reference), instead, declareHint(a.Class))
 }
 
+// nodeCount counts the cached Nodes (0 when no node cache is wired).
+func (j *ClaimJudge) nodeCount(ctx context.Context) (int, error) {
+	var nodes corev1.NodeList
+	if err := j.Cache.List(ctx, &nodes, client.UnsafeDisableDeepCopy); err != nil {
+		return 0, fmt.Errorf("listing nodes: %w", err)
+	}
+	return len(nodes.Items), nil
+}
+
 func (j *ClaimJudge) judge() storage.Judge {
 	if j.Overrides == nil {
 		return storage.Judge{}
@@ -121,26 +166,69 @@ func (j *ClaimJudge) judge() storage.Judge {
 	return storage.Judge{Overrides: j.Overrides()}
 }
 
-// evidence reads the volumes of class live, page by page, keeping only what the evidence needs.
-func (j *ClaimJudge) evidence(ctx context.Context, class string, mode corev1.PersistentVolumeMode) (storage.Evidence, error) {
-	var ev storage.Evidence
+// clusterEvidence lists the PersistentVolumes at most once per claim, live and bounded (see
+// evidencePages), and answers for every class from that one listing: the refusal's list of
+// alternative classes costs no further listing.
+type clusterEvidence struct {
+	judge  *ClaimJudge
+	mode   corev1.PersistentVolumeMode
+	nodes  int
+	listed bool
+	err    error
+	pvs    []corev1.PersistentVolume
+}
+
+func (e *clusterEvidence) of(ctx context.Context, class string) (storage.Evidence, error) {
+	if !e.listed {
+		e.listed = true
+		e.pvs, e.err = e.judge.listVolumes(ctx)
+	}
+	if e.err != nil {
+		return storage.Evidence{Nodes: e.nodes}, e.err
+	}
+	ev := storage.CollectEvidence(class, e.mode, e.pvs)
+	ev.Nodes = e.nodes
+	return ev, nil
+}
+
+// listVolumes reads every PersistentVolume live, page by page, trimmed to what the evidence
+// reads, within evidencePages pages and evidenceTimeout.
+func (j *ClaimJudge) listVolumes(ctx context.Context) ([]corev1.PersistentVolume, error) {
 	if j.Live == nil {
-		return ev, nil
+		return nil, nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, evidenceTimeout)
+	defer cancel()
+	var out []corev1.PersistentVolume
 	cont := ""
-	for {
-		var page corev1.PersistentVolumeList
-		if err := j.Live.List(ctx, &page, client.Limit(agent.PageSize), client.Continue(cont)); err != nil {
-			return ev, fmt.Errorf("listing PersistentVolumes: %w", err)
+	for page := 0; ; page++ {
+		if page == evidencePages {
+			return nil, fmt.Errorf("more than %d PersistentVolumes to read for cluster evidence", evidencePages*agent.PageSize)
 		}
-		e := storage.CollectEvidence(class, mode, page.Items)
-		ev.BoundRWXVolumes = append(ev.BoundRWXVolumes, e.BoundRWXVolumes...)
-		ev.StaticVolumes = append(ev.StaticVolumes, e.StaticVolumes...)
-		if cont = page.Continue; cont == "" {
-			sort.Strings(ev.BoundRWXVolumes)
-			return ev, nil
+		var list corev1.PersistentVolumeList
+		if err := j.Live.List(ctx, &list, client.Limit(agent.PageSize), client.Continue(cont)); err != nil {
+			return nil, fmt.Errorf("listing PersistentVolumes: %w", err)
+		}
+		for i := range list.Items {
+			pv := &list.Items[i]
+			out = append(out, corev1.PersistentVolume{
+				ObjectMeta: metav1.ObjectMeta{Name: pv.Name, Annotations: pickAnnotation(pv.Annotations, corev1.BetaStorageClassAnnotation)},
+				Spec: corev1.PersistentVolumeSpec{AccessModes: pv.Spec.AccessModes, VolumeMode: pv.Spec.VolumeMode,
+					StorageClassName: pv.Spec.StorageClassName, Capacity: pv.Spec.Capacity},
+				Status: corev1.PersistentVolumeStatus{Phase: pv.Status.Phase},
+			})
+		}
+		if cont = list.Continue; cont == "" {
+			return out, nil
 		}
 	}
+}
+
+func pickAnnotation(m map[string]string, key string) map[string]string {
+	if v, ok := m[key]; ok {
+		return map[string]string{key: v}
+	}
+	return nil
 }
 
 func declareHint(class string) string {

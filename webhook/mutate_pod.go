@@ -49,6 +49,7 @@ func (m *PodMutator) handle(ctx context.Context, req admission.Request, o *audit
 	if res.Denied {
 		return deniedFor(o, facts, res.Message)
 	}
+	o.Warnings = append(o.Warnings, res.Warnings...)
 	if len(res.Patch) == 0 {
 		o.Decision = reason.Allowed
 		return admission.Allowed(res.Message)

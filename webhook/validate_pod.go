@@ -37,7 +37,8 @@ func (v *PodValidator) handle(ctx context.Context, req admission.Request, o *aud
 	if res.Mode == workspace.ModeShare && v.Claims != nil {
 		verdict, err := v.Claims.Judge(ctx, facts.Claim)
 		if err != nil {
-			return internalError(o, err)
+			verdict = CheckFailed(facts.Claim, err)
+			o.Code, o.Message = verdict.Code, verdict.Message
 		}
 		verdict.describe(o)
 		if verdict.Denied {

@@ -46,7 +46,7 @@ func (v *ClaimValidator) handle(ctx context.Context, req admission.Request, o *a
 	o.Claim = claim.Name
 	verdict, err := v.Claims.Judge(ctx, claim)
 	if err != nil {
-		return internalError(o, err)
+		verdict = CheckFailed(claim, err)
 	}
 	verdict.describe(o)
 	o.Code, o.Message = verdict.Code, verdict.Message

@@ -106,6 +106,10 @@ func TestRenderedRBACIsSufficientAndLeast(t *testing.T) {
 	tp := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "octopus-agent-tentacle-0", Namespace: a.Namespace, Labels: a.TentacleLabels()},
 		Spec: a.Deployment().Spec.Template.Spec}
 	tp.Spec.NodeName = "node-a"
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: map[string]string{"kubernetes.io/hostname": "node-a"}}}
+	must(t, cp.Client.Create(ctx, node))
+	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady"}}
+	must(t, cp.Client.Status().Update(ctx, node))
 	must(t, cp.Client.Create(ctx, tp))
 	tp.Status.Phase = corev1.PodRunning
 	must(t, cp.Client.Status().Update(ctx, tp))
@@ -157,7 +161,7 @@ func TestRenderedRBACIsSufficientAndLeast(t *testing.T) {
 	for what, err := range map[string]error{
 		"list secrets cluster-wide":    sa.List(ctx, &corev1.SecretList{}),
 		"get the webhook's own secret": sa.Get(ctx, client.ObjectKey{Namespace: webhookNS, Name: "workspace-webhook-tls"}, &corev1.Secret{}),
-		"list nodes":                   sa.List(ctx, &corev1.NodeList{}),
+		"cordon a node":                sa.Patch(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"unschedulable":true}}`))),
 		"get a volume by name":         sa.Get(ctx, client.ObjectKey{Name: "pv-x"}, &corev1.PersistentVolume{}),
 		"delete an event":              sa.DeleteAllOf(ctx, &eventsv1.Event{}, client.InNamespace(b.Namespace)),
 		"get another secret":           sa.Get(ctx, client.ObjectKey{Namespace: "default", Name: "x"}, &corev1.Secret{}),

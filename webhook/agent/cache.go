@@ -9,17 +9,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// ChartNameLabel marks every object of the agent's Helm chart, its workspace claim included.
-const ChartNameLabel = "app.kubernetes.io/name"
-
-// ChartName is the chart's default name (nameOverride changes it; such claims are read live).
-const ChartName = "octopus-agent"
-
 // CacheByObject scopes the informer cache to what the webhook reads on every request:
-// Tentacle pods and the agent chart's claims, both by label, trimmed to the fields used.
-// Never every pod or claim of the cluster: memory must not grow with the cluster (issue 6
-// measured 22 MiB for 10,000 claims, volumes and attachments even when trimmed). Other claims
-// are one live GET; volumes and attachments are read live on the rare paths that need them.
+// chart v3 Tentacle pods (component label, any nameOverride) and the agent chart's claims,
+// both by label and trimmed to the fields used, plus Nodes trimmed to what decides whether a
+// pod can run there. Never every pod or claim of the cluster: memory must not grow with the
+// cluster (issue 6 measured 22 MiB for 10,000 claims, volumes and attachments even when
+// trimmed). Chart v1/v2 Tentacle pods carry no component label: see LegacyPodsCache. Other
+// claims are one live GET; volumes and attachments are read live on the rare paths.
 func CacheByObject() map[client.Object]cache.ByObject {
 	return map[client.Object]cache.ByObject{
 		&corev1.Pod{}: {
@@ -29,6 +25,21 @@ func CacheByObject() map[client.Object]cache.ByObject {
 		&corev1.PersistentVolumeClaim{}: {
 			Label:     labels.SelectorFromSet(labels.Set{ChartNameLabel: ChartName}),
 			Transform: trimClaim,
+		},
+		&corev1.Node{}: {Transform: trimNode},
+	}
+}
+
+// LegacyPodsByObject scopes the second pod cache: pods with the chart's default name label,
+// which is how chart v1 and v2 Tentacle pods (no component label) can be selected. It also
+// holds the pre-install hook pod (v2 and later), which is no Tentacle (see IsTentacle). A
+// label selector cannot OR two labels, so this is a cache of its own; a v1/v2 agent
+// installed with nameOverride is found by a live, label-selected list instead.
+func LegacyPodsByObject() map[client.Object]cache.ByObject {
+	return map[client.Object]cache.ByObject{
+		&corev1.Pod{}: {
+			Label:     labels.SelectorFromSet(labels.Set{ChartNameLabel: ChartName}),
+			Transform: trimTentaclePod,
 		},
 	}
 }
@@ -63,6 +74,24 @@ var trimTentaclePod toolscache.TransformFunc = func(obj any) (any, error) {
 			}
 		}
 		out.Spec.Containers = append(out.Spec.Containers, tc)
+	}
+	return out, nil
+}
+
+// trimNode keeps what decides whether a pod pinned to the node can run there: labels (node
+// affinity), cordon, taints and the Ready condition.
+var trimNode toolscache.TransformFunc = func(obj any) (any, error) {
+	n, ok := obj.(*corev1.Node)
+	if !ok {
+		return obj, nil
+	}
+	out := &corev1.Node{ObjectMeta: trimMeta(n.ObjectMeta)}
+	out.Spec.Unschedulable = n.Spec.Unschedulable
+	out.Spec.Taints = n.Spec.Taints
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			out.Status.Conditions = []corev1.NodeCondition{{Type: c.Type, Status: c.Status, Reason: c.Reason, LastTransitionTime: c.LastTransitionTime}}
+		}
 	}
 	return out, nil
 }

@@ -16,10 +16,15 @@ import (
 
 // Finder gathers workspace facts for script pods.
 type Finder struct {
-	// Cache is the scoped informer cache (see CacheOptions).
+	// Cache is the scoped informer cache (see CacheByObject): v3 Tentacle pods, the chart's
+	// claims, Nodes.
 	Cache client.Reader
-	// Live answers a cache miss with one GET against the API server, and lists
-	// VolumeAttachments (page by page) when no Tentacle pod is running.
+	// LegacyPods is the cache of pods with the chart's default name label (LegacyPodsByObject),
+	// where chart v1/v2 Tentacle pods are; nil skips it.
+	LegacyPods client.Reader
+	// Live answers a cache miss with one GET against the API server, lists the release's pods
+	// (label-selected, page by page) when no cache holds its Tentacle (a v1/v2 agent with
+	// nameOverride), and lists VolumeAttachments (page by page) when no Tentacle pod runs.
 	Live client.Reader
 	// MountPath is the workspace path (Tentacle: /octopus).
 	MountPath string
@@ -63,11 +68,8 @@ func (f *Finder) Facts(ctx context.Context, pod *corev1.Pod) (workspace.Facts, e
 	}
 
 	facts.Node, facts.NodeSource = nodeOfRunningTentacle(tentacles, facts.ClaimName)
-	if facts.Node != "" {
-		return facts, nil
-	}
 	volume := facts.Claim.Spec.VolumeName
-	if volume != "" && f.Live != nil {
+	if facts.Node == "" && volume != "" && f.Live != nil {
 		vas, err := attachmentsOf(ctx, f.Live, volume)
 		if err != nil {
 			return facts, err
@@ -76,8 +78,24 @@ func (f *Finder) Facts(ctx context.Context, pod *corev1.Pod) (workspace.Facts, e
 	}
 	if facts.Node == "" {
 		facts.NodeSource = whyNoNode(tentacles, facts.ClaimName, volume)
+		return facts, nil
 	}
-	return facts, nil
+	facts.NodeInfo, facts.NodeMissing, err = f.node(ctx, facts.Node)
+	return facts, err
+}
+
+// node reads the node holding the volume from the cache, which holds every Node: a miss
+// means it is gone.
+func (f *Finder) node(ctx context.Context, name string) (*corev1.Node, bool, error) {
+	var n corev1.Node
+	err := f.Cache.Get(ctx, types.NamespacedName{Name: name}, &n)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, true, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("reading node %s: %w", name, err)
+	}
+	return &n, false, nil
 }
 
 // onlyClaim picks the agent's claim when the script pod references none. Several different
@@ -104,17 +122,87 @@ func onlyClaim(claims map[string]string, tentacles []corev1.Pod, mountPath strin
 		strings.Join(names, ", "), ReleaseAnnotation)
 }
 
+// tentaclePods finds the agent's Tentacle pods, every chart generation: the v3 cache
+// (component label), the v1/v2 cache (default name label), and when neither holds one, a
+// live list of the release's pods (nameOverride on v1/v2). Only pods IsTentacle accepts.
 func (f *Finder) tentaclePods(ctx context.Context, agent workspace.AgentRef) ([]corev1.Pod, error) {
-	sel := client.MatchingLabels{ComponentLabel: TentacleValue}
-	if agent.Release != "" {
-		sel[InstanceLabel] = agent.Release
+	var out []corev1.Pod
+	seen := map[types.UID]bool{}
+	collect := func(r client.Reader, sel client.MatchingLabels) error {
+		if agent.Release != "" {
+			sel[InstanceLabel] = agent.Release
+		}
+		var pods corev1.PodList
+		// Read-only use: skip the deep copy of every cached pod.
+		if err := r.List(ctx, &pods, client.InNamespace(agent.Namespace), sel, client.UnsafeDisableDeepCopy); err != nil {
+			return fmt.Errorf("listing Tentacle pods in %s: %w", agent.Namespace, err)
+		}
+		out = appendTentacles(out, seen, pods.Items, f.MountPath)
+		return nil
 	}
-	var pods corev1.PodList
-	// Read-only use: skip the deep copy of every cached pod.
-	if err := f.Cache.List(ctx, &pods, client.InNamespace(agent.Namespace), sel, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing Tentacle pods in %s: %w", agent.Namespace, err)
+	if err := collect(f.Cache, client.MatchingLabels{ComponentLabel: TentacleValue}); err != nil {
+		return nil, err
 	}
-	return pods.Items, nil
+	if f.LegacyPods != nil {
+		if err := collect(f.LegacyPods, client.MatchingLabels{ChartNameLabel: ChartName}); err != nil {
+			return nil, err
+		}
+	}
+	if len(out) > 0 || f.Live == nil {
+		return out, nil
+	}
+	return f.liveTentaclePods(ctx, agent, seen)
+}
+
+// liveTentaclePods lists, page by page, the pods of the agent's release (or of any release
+// when the script pod names none) in its namespace, keeping the Tentacle pods.
+func (f *Finder) liveTentaclePods(ctx context.Context, agent workspace.AgentRef, seen map[types.UID]bool) ([]corev1.Pod, error) {
+	sel := client.HasLabels{InstanceLabel}
+	var out []corev1.Pod
+	cont := ""
+	for {
+		var page corev1.PodList
+		opts := []client.ListOption{client.InNamespace(agent.Namespace), client.Limit(PageSize), client.Continue(cont)}
+		if agent.Release != "" {
+			opts = append(opts, client.MatchingLabels{InstanceLabel: agent.Release})
+		} else {
+			opts = append(opts, sel)
+		}
+		if err := f.Live.List(ctx, &page, opts...); err != nil {
+			return nil, fmt.Errorf("listing the pods of agent %s: %w", agent, err)
+		}
+		out = appendTentacles(out, seen, page.Items, f.MountPath)
+		if cont = page.Continue; cont == "" {
+			return out, nil
+		}
+	}
+}
+
+func appendTentacles(out []corev1.Pod, seen map[types.UID]bool, pods []corev1.Pod, mountPath string) []corev1.Pod {
+	for i := range pods {
+		p := &pods[i]
+		if seen[p.UID] || !IsTentacle(p, mountPath) {
+			continue
+		}
+		seen[p.UID] = true
+		out = append(out, *p)
+	}
+	return out
+}
+
+// IsTentacle tells a Tentacle pod from the other pods an agent's release labels alike: the
+// pre-install hook pod (same labels, an emptyDir at the workspace path and no claim), the NFS
+// server, script pods. Chart v3 marks it with the component label; in every generation it
+// mounts the workspace claim and names it in ClaimNameEnv.
+func IsTentacle(p *corev1.Pod, mountPath string) bool {
+	if _, script := p.Labels[ScriptTicketLabel]; script {
+		return false
+	}
+	if p.Labels[ComponentLabel] == TentacleValue {
+		return true
+	}
+	claim, _ := tentacleClaim(p, mountPath)
+	return claim != "" && mountsClaim(p, claim)
 }
 
 // claim reads a claim from the cache, falling back to one live GET on a miss (a claim

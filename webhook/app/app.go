@@ -38,10 +38,13 @@ import (
 // Run serves the webhook until ctx is done. In self-managed mode the certificates are
 // bootstrapped first: the webhook server's certificate watcher needs the files at start.
 func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) error {
-	mgr, err := NewManager(cfg, opts, log)
+	mgr, caches, err := newManager(cfg, opts, log)
 	if err != nil {
 		return err
 	}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go syncDeadline(ctx, stop, caches, opts.CacheSyncTimeout, log)
 	if opts.CertMode == CertModeSelfManaged {
 		cm, err := newCertManager(cfg, opts, log)
 		if err != nil {
@@ -52,7 +55,13 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 			return fmt.Errorf("waiting for self-managed certificates: %w", err)
 		}
 	}
-	return mgr.Start(ctx)
+	if err := mgr.Start(ctx); err != nil {
+		return err
+	}
+	if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
+		return cause
+	}
+	return nil
 }
 
 // newCertManager keeps our CA and serving certificate. It reads and writes one Secret and
@@ -73,13 +82,18 @@ func newCertManager(cfg *rest.Config, opts Options, log logr.Logger) (*certs.Man
 
 // NewManager builds the manager with every handler and probe registered, not yet started.
 func NewManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manager, error) {
+	mgr, _, err := newManager(cfg, opts, log)
+	return mgr, err
+}
+
+func newManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manager, []cache.Cache, error) {
 	if err := opts.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	minTLS, _ := opts.tlsVersion()
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tlsOpts := []func(*tls.Config){func(c *tls.Config) {
 		c.MinVersion = minTLS
@@ -102,31 +116,44 @@ func NewManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 		Client: client.Options{Cache: &client.CacheOptions{Unstructured: false}},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("creating manager: %w", err)
+		return nil, nil, fmt.Errorf("creating manager: %w", err)
 	}
 	metrics, err := audit.NewMetrics(nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	// Chart v1/v2 Tentacle pods need a second label selector, so a second cache.
+	legacyPods, err := cache.New(cfg, cache.Options{
+		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+		ByObject: agent.LegacyPodsByObject(), DefaultTransform: cache.TransformStripManagedFields(),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating the chart v1/v2 Tentacle pod cache: %w", err)
+	}
+	// As a cache runnable, the manager waits for it to sync like its own cache.
+	if err := mgr.Add(syncedCache{legacyPods}); err != nil {
+		return nil, nil, err
 	}
 	// Start the informers with the manager, not on the first request, so readiness means warm.
-	for resource, obj := range map[string]client.Object{
-		"pods": &corev1.Pod{}, "persistentvolumeclaims": &corev1.PersistentVolumeClaim{}, "storageclasses": &storagev1.StorageClass{},
+	for _, inf := range []struct {
+		resource string
+		cache    cache.Cache
+		obj      client.Object
+	}{
+		{"pods", mgr.GetCache(), &corev1.Pod{}},
+		{"pods-chart-v1-v2", legacyPods, &corev1.Pod{}},
+		{"persistentvolumeclaims", mgr.GetCache(), &corev1.PersistentVolumeClaim{}},
+		{"storageclasses", mgr.GetCache(), &storagev1.StorageClass{}},
+		{"nodes", mgr.GetCache(), &corev1.Node{}},
 	} {
-		inf, err := mgr.GetCache().GetInformer(context.Background(), obj)
-		if err != nil {
-			return nil, fmt.Errorf("starting informer for %s: %w", resource, err)
-		}
-		gauge := metrics.CacheLastEvent.WithLabelValues(resource)
-		touch := func() { gauge.SetToCurrentTime() }
-		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc: func(any) { touch() }, UpdateFunc: func(any, any) { touch() }, DeleteFunc: func(any) { touch() },
-		}); err != nil {
-			return nil, fmt.Errorf("watching informer for %s: %w", resource, err)
+		if err := watchInformer(inf.cache, inf.obj, metrics.CacheLastEvent.WithLabelValues(inf.resource)); err != nil {
+			return nil, nil, fmt.Errorf("starting informer for %s: %w", inf.resource, err)
 		}
 	}
+	caches := []cache.Cache{mgr.GetCache(), legacyPods}
 	recorder := &audit.Recorder{Log: log.WithName("decision"), Events: mgr.GetEventRecorder("workspace-webhook"), Metrics: metrics}
 	decoder := admission.NewDecoder(mgr.GetScheme())
-	finder := &agent.Finder{Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), MountPath: opts.Workspace.MountPath}
+	finder := &agent.Finder{Cache: mgr.GetClient(), LegacyPods: legacyPods, Live: mgr.GetAPIReader(), MountPath: opts.Workspace.MountPath}
 
 	srv := mgr.GetWebhookServer()
 	srv.Register(MutatePodPath, wh.NewReviewServer(&wh.PodMutator{
@@ -139,10 +166,10 @@ func NewManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 		})
 		// A bad file at start-up is fatal: better to fail the rollout than to judge wrongly.
 		if err := watcher.Reload(); err != nil {
-			return nil, fmt.Errorf("--capability-overrides: %w", err)
+			return nil, nil, fmt.Errorf("--capability-overrides: %w", err)
 		}
 		if err := mgr.Add(watcher); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		claims.Overrides = watcher.Current
 	}
@@ -158,30 +185,69 @@ func NewManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 	}, false, log.WithName("admission")))
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := mgr.AddReadyzCheck("webhook-server", srv.StartedChecker()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := mgr.AddReadyzCheck("informer-caches", cacheSynced(mgr.GetCache())); err != nil {
-		return nil, err
+	if err := mgr.AddReadyzCheck("informer-caches", cacheSynced(caches...)); err != nil {
+		return nil, nil, err
 	}
 	// Ready only while the certificate being served is valid and is the one on disk.
 	serving := certs.ServingCertChecker(opts.CertDir, opts.CertName, opts.KeyName, net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)))
 	if err := mgr.AddReadyzCheck("serving-certificate", serving); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return mgr, nil
+	return mgr, caches, nil
 }
 
-// cacheSynced fails readiness until every informer has synced.
-func cacheSynced(c cache.Cache) healthz.Checker {
+// cacheSynced fails readiness until every informer of every cache has synced.
+func cacheSynced(caches ...cache.Cache) healthz.Checker {
 	return func(r *http.Request) error {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
-		if !c.WaitForCacheSync(ctx) {
-			return fmt.Errorf("informer caches not synced")
+		for _, c := range caches {
+			if !c.WaitForCacheSync(ctx) {
+				return fmt.Errorf("informer caches not synced")
+			}
 		}
 		return nil
 	}
 }
+
+// watchInformer starts the informer for obj now (not on the first request) and keeps the
+// gauge at the time of its last event, so a stalled watch shows in the metrics.
+func watchInformer(c cache.Cache, obj client.Object, gauge interface{ SetToCurrentTime() }) error {
+	inf, err := c.GetInformer(context.Background(), obj, cache.BlockUntilSynced(false))
+	if err != nil {
+		return err
+	}
+	touch := func() { gauge.SetToCurrentTime() }
+	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { touch() }, UpdateFunc: func(any, any) { touch() }, DeleteFunc: func(any) { touch() },
+	})
+	return err
+}
+
+// syncDeadline stops the process when the caches have not synced within timeout of start-up
+// (--cache-sync-timeout): a webhook that cannot read its facts should exit and say why, to be
+// restarted, not stay unready for ever.
+func syncDeadline(ctx context.Context, stop context.CancelCauseFunc, caches []cache.Cache, timeout time.Duration, log logr.Logger) {
+	waitCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for _, c := range caches {
+		if !c.WaitForCacheSync(waitCtx) {
+			if ctx.Err() == nil {
+				stop(fmt.Errorf("informer caches did not sync within --cache-sync-timeout=%s; check that the API server is reachable and this webhook's RBAC lets it list and watch pods, claims, StorageClasses and nodes", timeout))
+			}
+			return
+		}
+	}
+	log.Info("informer caches synced")
+}
+
+// syncedCache makes the manager treat a cache of ours like its own: started with the caches,
+// waited for before anything that reads it.
+type syncedCache struct{ cache.Cache }
+
+func (c syncedCache) GetCache() cache.Cache { return c.Cache }

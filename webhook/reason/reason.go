@@ -43,6 +43,19 @@ const (
 	WorkspaceNotMounted Code = "WorkspaceNotMounted"
 	// WorkspaceNotPinned: RWO claim, but the final pod is not pinned to the volume's node.
 	WorkspaceNotPinned Code = "WorkspaceNotPinned"
+	// WorkspaceNodeGone: the node that held the RWO volume no longer exists.
+	WorkspaceNodeGone Code = "WorkspaceNodeGone"
+	// WorkspaceNodeNotReady: the node holding the RWO volume is NotReady.
+	WorkspaceNodeNotReady Code = "WorkspaceNodeNotReady"
+	// WorkspaceNodeTainted: the node holding the RWO volume has a NoSchedule/NoExecute taint
+	// the script pod does not tolerate.
+	WorkspaceNodeTainted Code = "WorkspaceNodeTainted"
+	// WorkspaceNodeCordoned: the node holding the RWO volume is cordoned and the final pod
+	// does not tolerate it (the mutating webhook adds that toleration).
+	WorkspaceNodeCordoned Code = "WorkspaceNodeCordoned"
+	// WorkspaceMoved: the volume moved to another node after an earlier invocation pinned the
+	// pod (a Tentacle rollout during admission).
+	WorkspaceMoved Code = "WorkspaceMoved"
 	// ReadWriteManyUnsupported: RWX requested from a class that cannot serve it.
 	ReadWriteManyUnsupported Code = "ReadWriteManyUnsupported"
 	// ReadWriteManyUnknown: RWX requested from a class of unknown capability, and the admin
@@ -67,6 +80,15 @@ const (
 	// NoStorageClass: the claim resolves to no StorageClass (""), so it binds to a pre-created
 	// volume; there is no provisioner to judge.
 	NoStorageClass Code = "NoStorageClass"
+	// ReadWriteManyBound: the claim is Bound to a volume that has ReadWriteMany; its class is
+	// not judged again (Kubernetes never re-classes a bound claim).
+	ReadWriteManyBound Code = "ReadWriteManyBound"
+	// StaticallyBound: the claim names its PersistentVolume (spec.volumeName); that volume,
+	// not a provisioner, decides (the agent chart's NFS mode).
+	StaticallyBound Code = "StaticallyBound"
+	// CapabilityCheckFailed: the claim check could not read what it needed (API error or
+	// its time bound); admitted with a warning, as the claim webhooks' failurePolicy Ignore.
+	CapabilityCheckFailed Code = "CapabilityCheckFailed"
 	// OutOfScope: the object is outside the configured scope (namespace or claim selection).
 	OutOfScope Code = "OutOfScope"
 )
@@ -78,7 +100,9 @@ func All() []Code {
 		WorkspacePinned, WorkspaceShared, AlreadyComplete,
 		AgentNotFound, WorkspaceClaimUnknown, WorkspaceClaimNotFound, ReadWriteOncePodWorkspace,
 		WorkspaceNodeUnknown, ConflictingNodePin, WorkspaceNotMounted, WorkspaceNotPinned,
+		WorkspaceNodeGone, WorkspaceNodeNotReady, WorkspaceNodeTainted, WorkspaceNodeCordoned, WorkspaceMoved,
 		ReadWriteManyUnsupported, ReadWriteManyUnknown, InvalidRequest, InternalError,
-		WorkspaceValid, ReadWriteManySupported, ReadWriteManyUnverified, NotReadWriteMany, NoStorageClass, OutOfScope,
+		WorkspaceValid, ReadWriteManySupported, ReadWriteManyUnverified, NotReadWriteMany, NoStorageClass,
+		ReadWriteManyBound, StaticallyBound, CapabilityCheckFailed, OutOfScope,
 	}
 }

@@ -16,6 +16,9 @@ type Evidence struct {
 	// StaticVolumes describes the class's PersistentVolumes; it decides kubernetes.io/no-provisioner
 	// classes. Entries of another volume mode are ignored by the Judge.
 	StaticVolumes []VolumeFacts
+	// Nodes is how many nodes the cluster has, 0 when unknown; it decides provisioners whose
+	// volumes are node-local (minikube's hostpath serves every pod of a one-node cluster).
+	Nodes int
 }
 
 // VolumeFacts is the part of a PersistentVolume that capability depends on.

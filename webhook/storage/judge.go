@@ -97,7 +97,7 @@ func (j Judge) decide(class *storagev1.StorageClass, mode corev1.PersistentVolum
 	if ok {
 		return withNotes(a, notes)
 	}
-	table, inTable := fromTable(class, mode, base)
+	table, inTable := fromTable(class, mode, ev.Nodes, base)
 	if inTable && table.Verdict != Unknown {
 		return withNotes(table, notes)
 	}
@@ -167,12 +167,12 @@ func VolumeModeOf(m *corev1.PersistentVolumeMode) corev1.PersistentVolumeMode {
 // RWXCapableClasses returns the sorted names of the classes judged Supported for ReadWriteMany in
 // mode: what to suggest to a user whose class cannot serve it. evidenceFor may be nil; it is
 // called only for classes that annotations, overrides and the table leave Unknown.
-func RWXCapableClasses(j Judge, classes []storagev1.StorageClass, mode corev1.PersistentVolumeMode,
+func RWXCapableClasses(j Judge, classes []storagev1.StorageClass, mode corev1.PersistentVolumeMode, nodes int,
 	evidenceFor func(className string) Evidence) []string {
 	var names []string
 	for i := range classes {
 		// Evidence only ever settles an Unknown, so it is gathered only then.
-		a := j.ReadWriteMany(&classes[i], mode, Evidence{})
+		a := j.ReadWriteMany(&classes[i], mode, Evidence{Nodes: nodes})
 		if a.Verdict == Unknown && evidenceFor != nil {
 			a = j.ReadWriteMany(&classes[i], mode, evidenceFor(classes[i].Name))
 		}

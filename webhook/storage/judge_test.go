@@ -237,7 +237,7 @@ func TestRWXCapableClasses(t *testing.T) {
 	classes := []storagev1.StorageClass{
 		*sc("gp3", "ebs.csi.aws.com"),
 		*sc("io2", "ebs.csi.aws.com", "type", "io2"),
-		*sc("efs", "efs.csi.aws.com"),
+		*sc("efs", "efs.csi.aws.com", "provisioningMode", "efs-ap"),
 		*annotated(sc("nas", "example.com/nas"), AnnotationAccessModes, rwoRWX),
 		*sc("static", noProvisioner),
 		*sc("azurefile", "kubernetes.io/azure-file"),
@@ -249,15 +249,15 @@ func TestRWXCapableClasses(t *testing.T) {
 		}
 		return Evidence{}
 	}
-	got := strings.Join(RWXCapableClasses(Judge{}, classes, fs, ev), ",")
+	got := strings.Join(RWXCapableClasses(Judge{}, classes, fs, 0, ev), ",")
 	if want := "azurefile,efs,nas,static"; got != want {
 		t.Errorf("filesystem: got %s, want %s", got, want)
 	}
-	got = strings.Join(RWXCapableClasses(Judge{}, classes, block, nil), ",")
+	got = strings.Join(RWXCapableClasses(Judge{}, classes, block, 0, nil), ",")
 	if want := "io2,nas"; got != want {
 		t.Errorf("block: got %s, want %s", got, want)
 	}
-	if RWXCapableClasses(Judge{}, nil, fs, nil) != nil {
+	if RWXCapableClasses(Judge{}, nil, fs, 0, nil) != nil {
 		t.Error("no classes")
 	}
 }

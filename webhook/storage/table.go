@@ -38,6 +38,7 @@ type query struct {
 	provisioner string // as written on the class
 	mode        corev1.PersistentVolumeMode
 	params      map[string]string
+	nodes       int // nodes in the cluster, 0 when unknown
 }
 
 // finding is a row's verdict for one query.
@@ -56,12 +57,12 @@ type row struct {
 }
 
 // fromTable answers from the built-in table; false when the provisioner is not in it.
-func fromTable(class *storagev1.StorageClass, mode corev1.PersistentVolumeMode, base Answer) (Answer, bool) {
+func fromTable(class *storagev1.StorageClass, mode corev1.PersistentVolumeMode, nodes int, base Answer) (Answer, bool) {
 	r := lookupRow(class.Provisioner)
 	if r == nil {
 		return Answer{}, false
 	}
-	f := r.decide(query{provisioner: NormalizeProvisioner(class.Provisioner), mode: mode, params: class.Parameters})
+	f := r.decide(query{provisioner: NormalizeProvisioner(class.Provisioner), mode: mode, params: class.Parameters, nodes: nodes})
 	base.Source, base.Verdict, base.Reason, base.Reference = SourceTable, f.verdict, f.reason, r.reference
 	return base, true
 }

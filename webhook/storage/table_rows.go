@@ -16,8 +16,8 @@ var builtinTable = []row{
 	},
 	{
 		names:     []string{"efs.csi.aws.com"},
-		reference: "kubernetes-sigs/aws-efs-csi-driver pkg/driver/node.go",
-		decide:    fileShare("efs.csi.aws.com", "Amazon EFS file systems (NFSv4)"),
+		reference: "kubernetes-sigs/aws-efs-csi-driver pkg/driver/controller.go",
+		decide:    awsEFS,
 	},
 	{
 		names:     []string{"ebs.csi.aws.com", "kubernetes.io/aws-ebs"},
@@ -83,9 +83,7 @@ var builtinTable = []row{
 	{
 		names:     []string{"k8s.io/minikube-hostpath"},
 		reference: "kubernetes/minikube pkg/storage/storage_provisioner.go",
-		decide: byMode(
-			no("k8s.io/minikube-hostpath accepts ReadWriteMany but creates a hostPath directory on one node, so pods on other nodes would not share it"),
-			no("k8s.io/minikube-hostpath creates hostPath directories; it has no Block volumes")),
+		decide:    minikubeHostPath,
 	},
 	{
 		names:     []string{noProvisioner},
@@ -180,8 +178,8 @@ var builtinTable = []row{
 	},
 	{
 		names:     []string{"cinder.csi.openstack.org", "kubernetes.io/cinder"},
-		reference: "kubevirt/containerized-data-importer pkg/storagecapabilities/storagecapabilities.go (CDI table)",
-		decide:    singleNode("attaches an OpenStack Cinder volume to one instance at a time"),
+		reference: "kubernetes/cloud-provider-openstack pkg/csi/cinder (driver.go, controllerserver.go)",
+		decide:    cinder,
 	},
 	{
 		names:     []string{"manila.csi.openstack.org"},

@@ -158,3 +158,56 @@ func hasAll(list []string, want ...string) bool {
 	}
 	return true
 }
+
+// awsEFS: EFS file systems serve ReadWriteMany, but dynamic provisioning needs the class
+// parameter provisioningMode; without it CreateVolume fails ("Missing provisioningMode
+// parameter") and a claim that no pre-created volume matches stays Pending. A claim of such a
+// class may still bind to a static EFS volume of the class, so this is Unknown (a warning, or
+// a refusal under --deny-unknown-capability), not Unsupported; Bound volumes of the class
+// settle it as evidence.
+func awsEFS(q query) finding {
+	if isBlock(q) {
+		return no("efs.csi.aws.com provisions Amazon EFS file systems (NFSv4); it has no Block volumes")
+	}
+	mode, _ := param(q.params, "provisioningMode")
+	switch strings.ToLower(mode) {
+	case "efs-ap", "s3files-ap":
+		return yes("efs.csi.aws.com provisions access points (provisioningMode %s) on Amazon EFS file systems (NFSv4), which every node can mount read-write at once", mode)
+	case "":
+		return unknown("efs.csi.aws.com provisions nothing for this class: it sets no parameter provisioningMode, so CreateVolume fails with \"Missing provisioningMode parameter\" " +
+			"and the claim stays Pending unless a pre-created volume of the class matches it; set provisioningMode: efs-ap on the class, or name the volume in spec.volumeName")
+	default:
+		return no("efs.csi.aws.com rejects provisioningMode %q: only access-point provisioning (efs-ap, or s3files-ap from driver v3.0.0) is supported, so the claim would stay Pending", mode)
+	}
+}
+
+// minikubeHostPath: a hostPath directory on the node where minikube's provisioner runs, with
+// the claim's access modes copied and no node affinity. One node: every pod shares it. More
+// nodes: pods elsewhere silently see another, empty directory, which is worse than Pending.
+func minikubeHostPath(q query) finding {
+	switch {
+	case isBlock(q):
+		return no("k8s.io/minikube-hostpath creates hostPath directories; it has no Block volumes")
+	case q.nodes == 1:
+		return yes("k8s.io/minikube-hostpath creates a hostPath directory on the cluster's only node, so every pod shares it")
+	case q.nodes > 1:
+		return no("k8s.io/minikube-hostpath accepts ReadWriteMany but creates a hostPath directory on one node; this cluster has %d nodes, "+
+			"so script pods on the others would each see a different, empty directory", q.nodes)
+	default:
+		return unknown("k8s.io/minikube-hostpath serves ReadWriteMany only on a one-node cluster, and the number of nodes is not known")
+	}
+}
+
+// cinder: the driver registers only SINGLE_NODE_WRITER. RWX Block volumes attach to several
+// instances only with a multiattach volume type, which the class's parameters cannot show.
+func cinder(q query) finding {
+	if !isBlock(q) {
+		return no("cinder.csi.openstack.org attaches an OpenStack Cinder volume to one instance at a time; ReadWriteMany exists only for Block volumes of a multiattach volume type")
+	}
+	t, _ := param(q.params, "type")
+	if t == "" {
+		t = "not set (the cloud's default volume type)"
+	}
+	return unknown("cinder.csi.openstack.org serves ReadWriteMany Block volumes only when the volume type is multiattach (Cinder: multiattach=\"<is> True\"); "+
+		"this class's type is %s, which the class cannot tell; declare the class with annotation %s if it is", t, AnnotationAccessModesBlock)
+}

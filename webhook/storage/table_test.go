@@ -30,7 +30,10 @@ func TestTableRows(t *testing.T) {
 		{"disk.csi.azure.com", []string{"maxshares", "3"}, U, S}, // the driver lower-cases keys
 		{"disk.csi.azure.com", []string{"maxShares", "two"}, U, U},
 		{"kubernetes.io/azure-disk", []string{"maxShares", "2"}, U, S},
-		{"efs.csi.aws.com", nil, S, U},
+		{"efs.csi.aws.com", nil, K, U}, // no provisioningMode: CreateVolume fails
+		{"efs.csi.aws.com", []string{"provisioningMode", "efs-ap"}, S, U},
+		{"efs.csi.aws.com", []string{"provisioningMode", "s3files-ap"}, S, U},
+		{"efs.csi.aws.com", []string{"provisioningMode", "efs-fs"}, U, U},
 		{"ebs.csi.aws.com", nil, U, U},
 		{"ebs.csi.aws.com", []string{"type", "gp3"}, U, U},
 		{"ebs.csi.aws.com", []string{"type", "io1"}, U, U},
@@ -62,7 +65,7 @@ func TestTableRows(t *testing.T) {
 		{"driver.longhorn.io", []string{"migratable", "true"}, K, S},
 		{"driver.longhorn.io", []string{"migratable", "perhaps"}, K, K},
 		{"rancher.io/local-path", nil, U, U},
-		{"k8s.io/minikube-hostpath", nil, U, U},
+		{"k8s.io/minikube-hostpath", nil, K, U}, // node count unknown here: TestMinikubeHostPathByNodeCount
 		{"kubernetes.io/no-provisioner", nil, K, K},
 		{"openebs.io/local", nil, U, U},
 		{"zfs.csi.openebs.io", nil, U, U},
@@ -101,8 +104,9 @@ func TestTableRows(t *testing.T) {
 		{"diskplugin.csi.alibabacloud.com", []string{"multiAttach", "true"}, U, S},
 		{"diskplugin.csi.alibabacloud.com", []string{"multiAttach", "Enabled"}, U, S},
 		{"nasplugin.csi.alibabacloud.com", nil, S, U},
-		{"cinder.csi.openstack.org", nil, U, U},
-		{"kubernetes.io/cinder", nil, U, U},
+		{"cinder.csi.openstack.org", nil, U, K},
+		{"cinder.csi.openstack.org", []string{"type", "multiattach"}, U, K},
+		{"kubernetes.io/cinder", nil, U, K},
 		{"manila.csi.openstack.org", nil, S, U},
 	}
 	for _, tt := range tests {
@@ -110,7 +114,7 @@ func TestTableRows(t *testing.T) {
 			name := fmt.Sprintf("%s%v/%s", tt.provisioner, tt.params, mode)
 			t.Run(name, func(t *testing.T) {
 				class := sc("c", tt.provisioner, tt.params...)
-				a, ok := fromTable(class, corev1.PersistentVolumeMode(mode), Answer{})
+				a, ok := fromTable(class, corev1.PersistentVolumeMode(mode), 0, Answer{})
 				if !ok {
 					t.Fatalf("%s is not in the table", tt.provisioner)
 				}
@@ -198,5 +202,25 @@ func TestParamLookup(t *testing.T) {
 	}
 	if _, ok := param(nil, "type"); ok {
 		t.Error("nil params")
+	}
+}
+
+// minikube's hostpath serves ReadWriteMany on a one-node cluster only.
+func TestMinikubeHostPathByNodeCount(t *testing.T) {
+	class := sc("standard", "k8s.io/minikube-hostpath")
+	for _, c := range []struct {
+		nodes int
+		want  Verdict
+	}{{0, K}, {1, S}, {2, U}, {100, U}} {
+		a := Judge{}.ReadWriteMany(class, corev1.PersistentVolumeFilesystem, Evidence{Nodes: c.nodes})
+		if a.Verdict != c.want {
+			t.Errorf("%d nodes: got %s (%s), want %s", c.nodes, a.Verdict, a.Reason, c.want)
+		}
+		if c.nodes > 1 && !strings.Contains(a.Reason, fmt.Sprintf("%d nodes", c.nodes)) {
+			t.Errorf("%d nodes: reason does not say how many: %s", c.nodes, a.Reason)
+		}
+	}
+	if a := (Judge{}).ReadWriteMany(class, corev1.PersistentVolumeBlock, Evidence{Nodes: 1}); a.Verdict != U {
+		t.Errorf("Block: got %s", a.Verdict)
 	}
 }

@@ -55,7 +55,7 @@ func write(t *testing.T, file, content string) {
 }
 
 func efsVerdict(w *OverrideWatcher) Verdict {
-	return Judge{Overrides: w.Current()}.ReadWriteMany(sc("efs", "efs.csi.aws.com"), fs, Evidence{}).Verdict
+	return Judge{Overrides: w.Current()}.ReadWriteMany(sc("efs", "efs.csi.aws.com", "provisioningMode", "efs-ap"), fs, Evidence{}).Verdict
 }
 
 func TestWatcherReloadKeepsLastGood(t *testing.T) {

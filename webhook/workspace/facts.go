@@ -36,6 +36,11 @@ type Facts struct {
 	Node string
 	// NodeSource says why Node holds the volume (which Tentacle pod or VolumeAttachment).
 	NodeSource string
+	// NodeInfo is the Node object named by Node (labels, taints, cordon, Ready condition), nil
+	// when it was not looked up or does not exist.
+	NodeInfo *corev1.Node
+	// NodeMissing: Node was looked up and does not exist (deleted with the pod still on it).
+	NodeMissing bool
 }
 
 // AgentRef names an agent.

@@ -56,21 +56,18 @@ func Mutate(cfg Config, pod *corev1.Pod, f Facts) Result {
 
 	res := Result{Mode: mode, Claim: f.ClaimName}
 	if mode == ModePin {
-		if f.Node == "" {
-			return deny(reason.WorkspaceNodeUnknown, fmt.Sprintf(
-				"workspace claim %s/%s is ReadWriteOnce and no node holds it yet (%s): the script pod would fail with a Multi-Attach error on any other node; "+
-					"retry once the Tentacle pod is running", f.Agent.Namespace, f.ClaimName, f.NodeSource))
-		}
-		if why := pinConflict(pod, f.Node); why != "" {
-			return deny(reason.ConflictingNodePin, fmt.Sprintf(
-				"workspace claim %s/%s is ReadWriteOnce and attached to node %q (%s), but the pod can never run there: %s; "+
-					"remove that node selection from the pod or the agent's script pod template",
-				f.Agent.Namespace, f.ClaimName, f.Node, f.NodeSource, why))
+		if denied, ok := pinRefusal(pod, f, rec); !ok {
+			return denied
 		}
 		if pin := pinOps(pod, f.Node); len(pin) > 0 {
 			ops = append(ops, pin...)
 			rec.addInjected("nodeAffinity")
 			rec.Node, rec.NodeSource = f.Node, f.NodeSource
+		}
+		if cordonedFor(pod, f.NodeInfo) {
+			ops = append(ops, tolerateCordonOps(pod)...)
+			rec.addInjected("toleration")
+			res.Warnings = append(res.Warnings, cordonWarning(f.NodeInfo, f.Agent.Namespace+"/"+f.ClaimName))
 		}
 		res.Node = f.Node
 	}
@@ -97,6 +94,34 @@ func pinnedSuffix(r Result) string {
 		return ""
 	}
 	return fmt.Sprintf("; pinned to node %q", r.Node)
+}
+
+// pinRefusal is every reason a ReadWriteOnce script pod cannot be pinned to the node that
+// holds its volume: no node yet, the volume moved since an earlier invocation pinned the pod,
+// a node that cannot run it, or the pod's own node selection excluding that node. Mutate and
+// Validate both ask it, so they never disagree.
+func pinRefusal(pod *corev1.Pod, f Facts, rec Record) (Result, bool) {
+	claim := f.Agent.Namespace + "/" + f.ClaimName
+	if f.Node == "" {
+		return deny(reason.WorkspaceNodeUnknown, fmt.Sprintf(
+			"workspace claim %s is ReadWriteOnce and no node holds it yet (%s): the script pod would fail with a Multi-Attach error on any other node; "+
+				"retry once the Tentacle pod is running", claim, f.NodeSource)), false
+	}
+	if rec.Node != "" && rec.Node != f.Node && IsPinned(pod, rec.Node) {
+		return deny(reason.WorkspaceMoved, fmt.Sprintf(
+			"workspace claim %s moved from node %q to node %q (%s) while this pod was being admitted (a Tentacle rollout or eviction); "+
+				"the pod is pinned to the old node and would fail with a Multi-Attach error there; create it again and it will be pinned to %q",
+			claim, rec.Node, f.Node, f.NodeSource, f.Node)), false
+	}
+	if denied, ok := nodeRefusal(pod, f); !ok {
+		return denied, false
+	}
+	if why := pinConflict(pod, f.Node, f.NodeInfo); why != "" {
+		return deny(reason.ConflictingNodePin, fmt.Sprintf(
+			"workspace claim %s is ReadWriteOnce and attached to node %q (%s), but the pod can never run there: %s; "+
+				"remove that node selection from the pod or the agent's script pod template", claim, f.Node, f.NodeSource, why)), false
+	}
+	return Result{}, true
 }
 
 // checkFacts turns missing facts into the denial that explains them.

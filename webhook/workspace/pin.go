@@ -5,6 +5,8 @@ import (
 
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 )
 
 // NodeNameField is the node field a matchFields requirement can select on.
@@ -15,37 +17,37 @@ func PinRequirement(node string) corev1.NodeSelectorRequirement {
 	return corev1.NodeSelectorRequirement{Key: NodeNameField, Operator: corev1.NodeSelectorOpIn, Values: []string{node}}
 }
 
-type termPin int
+// hasPin tells whether a term carries the pin requirement for node. Such a term can only ever
+// match that node (or nothing, when its other requirements exclude it), so it is settled:
+// pinning it again would add a duplicate, and the validation must count it as pinned.
+func hasPin(term corev1.NodeSelectorTerm, node string) bool {
+	for _, r := range term.MatchFields {
+		if r.Key == NodeNameField && r.Operator == corev1.NodeSelectorOpIn && len(r.Values) == 1 && r.Values[0] == node {
+			return true
+		}
+	}
+	return false
+}
 
-const (
-	termUnpinned  termPin = iota // says nothing that settles the node
-	termPinned                   // already requires exactly this node
-	termElsewhere                // can never match this node
-)
-
-// pinOfTerm tells how a nodeSelectorTerm relates to node through its metadata.name fields.
-func pinOfTerm(term corev1.NodeSelectorTerm, node string) termPin {
-	state := termUnpinned
+// termCanMatch tells whether a term can select the node. With the node object it is the
+// scheduler's own matching (labels and fields); without it only the metadata.name fields can
+// be judged, and a term is assumed to match unless they exclude the node. A term the API
+// server will reject as invalid is left for it to reject (counted as matching here).
+func termCanMatch(term corev1.NodeSelectorTerm, node string, n *corev1.Node) bool {
+	if n != nil {
+		ok, err := corev1helpers.MatchNodeSelectorTerms(n, &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{term}})
+		return ok || err != nil
+	}
 	for _, r := range term.MatchFields {
 		if r.Key != NodeNameField {
 			continue
 		}
 		has := contains(r.Values, node)
-		switch r.Operator {
-		case corev1.NodeSelectorOpIn:
-			if !has {
-				return termElsewhere
-			}
-			if len(r.Values) == 1 {
-				state = termPinned
-			}
-		case corev1.NodeSelectorOpNotIn:
-			if has {
-				return termElsewhere
-			}
+		if (r.Operator == corev1.NodeSelectorOpIn && !has) || (r.Operator == corev1.NodeSelectorOpNotIn && has) {
+			return false
 		}
 	}
-	return state
+	return true
 }
 
 // emptyTerm matches no node at all (Kubernetes semantics); it is left alone.
@@ -72,7 +74,7 @@ func IsPinned(pod *corev1.Pod, node string) bool {
 		if emptyTerm(t) {
 			continue
 		}
-		if pinOfTerm(t, node) != termPinned {
+		if !hasPin(t, node) {
 			return false
 		}
 		pinned = true
@@ -80,17 +82,21 @@ func IsPinned(pod *corev1.Pod, node string) bool {
 	return pinned
 }
 
-// pinConflict explains why the pod can never run on node, or returns "".
-func pinConflict(pod *corev1.Pod, node string) string {
+// pinConflict explains why the pod's own node selection can never place it on node, or
+// returns "". Terms are ORed: the pod conflicts only when no non-empty term can match.
+func pinConflict(pod *corev1.Pod, node string, n *corev1.Node) string {
 	if pod.Spec.NodeName != "" && pod.Spec.NodeName != node {
 		return fmt.Sprintf("spec.nodeName binds it to node %q", pod.Spec.NodeName)
+	}
+	if n != nil && len(pod.Spec.NodeSelector) > 0 && !labels.SelectorFromSet(pod.Spec.NodeSelector).Matches(labels.Set(n.Labels)) {
+		return fmt.Sprintf("its nodeSelector %s does not match that node's labels", labels.Set(pod.Spec.NodeSelector))
 	}
 	terms := requiredTerms(pod)
 	if len(terms) == 0 {
 		return ""
 	}
 	for _, t := range terms {
-		if !emptyTerm(t) && pinOfTerm(t, node) != termElsewhere {
+		if !emptyTerm(t) && termCanMatch(t, node, n) {
 			return ""
 		}
 	}
@@ -99,6 +105,8 @@ func pinConflict(pod *corev1.Pod, node string) string {
 
 // pinOps returns the add-only operations that AND the pin into every existing required
 // nodeSelectorTerm. Appending a new term instead would OR it with the others and pin nothing.
+// A term that can never match node gets the pin too: it then matches no node at all, exactly
+// like an empty term, instead of offering the scheduler another node.
 func pinOps(pod *corev1.Pod, node string) []jsonpatch.Operation {
 	if pod.Spec.NodeName == node {
 		return nil
@@ -122,7 +130,7 @@ func pinOps(pod *corev1.Pod, node string) []jsonpatch.Operation {
 	}
 	var ops []jsonpatch.Operation
 	for i, t := range terms {
-		if emptyTerm(t) || pinOfTerm(t, node) == termPinned {
+		if emptyTerm(t) || hasPin(t, node) {
 			continue
 		}
 		ops = append(ops, appendTo(fmt.Sprintf("%s/%d/matchFields", termsPath, i), len(t.MatchFields), req))

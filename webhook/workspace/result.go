@@ -16,6 +16,8 @@ type Result struct {
 	Claim   string
 	Node    string // node the pod is (or would be) pinned to
 	Record  Record
+	// Warnings are shown to whoever created the pod (kubectl prints them); the pod is admitted.
+	Warnings []string
 }
 
 func deny(code reason.Code, msg string) Result {

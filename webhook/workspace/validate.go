@@ -31,16 +31,19 @@ func Validate(pod *corev1.Pod, f Facts) Result {
 				"mount the claim at the workspace path (the mutating webhook does this unless the path is taken)", f.Agent.Namespace, f.ClaimName))
 	}
 	if mode == ModePin {
-		if f.Node == "" {
-			return deny(reason.WorkspaceNodeUnknown, fmt.Sprintf(
-				"workspace claim %s/%s is ReadWriteOnce and no node holds it yet (%s); retry once the Tentacle pod is running",
-				f.Agent.Namespace, f.ClaimName, f.NodeSource))
+		if denied, ok := pinRefusal(pod, f, priorRecord(pod)); !ok {
+			return denied
 		}
 		if !IsPinned(pod, f.Node) {
 			return deny(reason.WorkspaceNotPinned, fmt.Sprintf(
 				"workspace claim %s/%s is ReadWriteOnce and attached to node %q (%s), but the pod is not pinned there and would fail with a Multi-Attach error elsewhere; "+
 					"let the mutating webhook pin it (is it installed and does its objectSelector match?) or add a required node affinity on metadata.name=%s",
 				f.Agent.Namespace, f.ClaimName, f.Node, f.NodeSource, f.Node))
+		}
+		if cordonedFor(pod, f.NodeInfo) {
+			return deny(reason.WorkspaceNodeCordoned, fmt.Sprintf(
+				"workspace claim %s/%s is ReadWriteOnce and held by node %q, which is cordoned, and the pod does not tolerate %s, so it would sit Pending; "+
+					"let the mutating webhook add the toleration (is it installed?) or add it to the pod", f.Agent.Namespace, f.ClaimName, f.Node, corev1.TaintNodeUnschedulable))
 		}
 		res.Node = f.Node
 	}
