@@ -70,10 +70,10 @@ func TestBoundRWXVolumeIsEvidence(t *testing.T) {
 	must(t, err)
 	claim := a.Claim()
 	claim.Labels = nil // an application's claim, not the agent's: not validated
-	must(t, cp.Client.Create(ctx, a.Volume()))
+	must(t, cp.Client.Create(ctx, a.Volume(a.StorageClass)))
 	must(t, cp.Client.Create(ctx, claim))
 	eventually(t, ctx, "volume Bound", func() (bool, string) {
-		pv := a.Volume()
+		pv := a.Volume(a.StorageClass)
 		must(t, cp.Client.Get(ctx, client.ObjectKeyFromObject(pv), pv))
 		return pv.Status.Phase == corev1.VolumeBound, string(pv.Status.Phase)
 	})

@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
@@ -61,12 +62,26 @@ func installAgent(t *testing.T, ctx context.Context, a tentacle.Agent, waitRunni
 			t.Fatal(err)
 		}
 	}
-	must(t, cp.Client.Create(ctx, a.Volume()))
-	must(t, cp.Client.Create(ctx, a.Claim()))
+	createWorkspace(t, ctx, a)
 	must(t, cp.Client.Create(ctx, a.Deployment()))
 	if waitRunning {
 		waitTentacleRunning(t, ctx, a)
 	}
+}
+
+// createWorkspace creates the agent's claim and the volume it binds to: the chart's NFS volume
+// first (as Helm orders them), else the claim, then a volume pre-bound to it with the class
+// the claim was stored with (the default class for chart v3's default).
+func createWorkspace(t *testing.T, ctx context.Context, a tentacle.Agent) {
+	t.Helper()
+	if a.Storage == tentacle.StorageNFS {
+		must(t, cp.Client.Create(ctx, a.Volume(a.NFSClassName())))
+		must(t, cp.Client.Create(ctx, a.Claim()))
+		return
+	}
+	claim := a.Claim()
+	must(t, cp.Client.Create(ctx, claim))
+	must(t, cp.Client.Create(ctx, a.Volume(ptr.Deref(claim.Spec.StorageClassName, ""))))
 }
 
 func waitTentacleRunning(t *testing.T, ctx context.Context, a tentacle.Agent) *corev1.Pod {

@@ -56,6 +56,14 @@ func class(name, provisioner string, annotations map[string]string) *storagev1.S
 }
 
 // agentClaim is the chart's claim (its labels select it for validation) asking for modes.
+func withParams(c *storagev1.StorageClass, kv ...string) *storagev1.StorageClass {
+	c.Parameters = map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		c.Parameters[kv[i]] = kv[i+1]
+	}
+	return c
+}
+
 func agentClaim(ns, release string, className *string, modes ...corev1.PersistentVolumeAccessMode) *corev1.PersistentVolumeClaim {
 	a := tentacle.Agent{Namespace: ns, Release: release, AccessModes: modes}
 	c := a.Claim()
@@ -78,7 +86,7 @@ func TestReadWriteManyClaims(t *testing.T) {
 	ctx := ctxFor(t, 3*time.Minute)
 	createClasses(t, ctx,
 		class("e2e-gp2", "ebs.csi.aws.com", nil),
-		class("e2e-efs", "efs.csi.aws.com", nil),
+		withParams(class("e2e-efs", "efs.csi.aws.com", nil), "provisioningMode", "efs-ap"),
 		class("e2e-gp2-declared", "ebs.csi.aws.com", map[string]string{storage.AnnotationAccessModes: `["ReadWriteOnce","ReadWriteMany"]`}),
 		class("e2e-mystery", "csi.example.com", nil),
 	)
@@ -198,6 +206,22 @@ func TestClaimValidationScope(t *testing.T) {
 	if err := cp.Client.Create(ctx, plain("opted-in-app")); err == nil || !strings.Contains(err.Error(), "opted-in-claim-access-modes.workspace-webhook.io") {
 		t.Fatalf("opted-in namespace: RWX claim on EBS not refused: %v", err)
 	}
+	// A nameOverride install's claim (app.kubernetes.io/name=<override>) is the agent chart's
+	// all the same (helm.sh/chart=kubernetes-agent-...): judged and refused.
+	_, err = cp.CreateNamespace(ctx, "octopus-agent-override")
+	must(t, err)
+	override := tentacle.Agent{Namespace: "octopus-agent-override", Release: "second", NameOverride: "build-agent", Storage: tentacle.StorageClass,
+		StorageClass: "e2e-gp2", AccessModes: rwx, Generation: 2}.Claim()
+	if override.Labels["app.kubernetes.io/name"] != "build-agent" {
+		t.Fatalf("fixture: %v", override.Labels)
+	}
+	if err := cp.Client.Create(ctx, override); err == nil || !strings.Contains(err.Error(), "agent-claim-access-modes.workspace-webhook.io") {
+		t.Fatalf("nameOverride claim: RWX on EBS not refused: %v", err)
+	}
+	// Another chart's claim in the same namespace is not ours to judge.
+	other := plain("octopus-agent-override")
+	other.Labels = map[string]string{"helm.sh/chart": "postgresql-16.4.1", "app.kubernetes.io/name": "postgresql"}
+	must(t, cp.Client.Create(ctx, other))
 	// kube-system is never judged, even for a claim that looks like the agent's.
 	must(t, cp.Client.Create(ctx, agentClaim("kube-system", "sys", ptr.To("e2e-gp2"), corev1.ReadWriteMany)))
 }
@@ -216,7 +240,7 @@ func TestScriptPodOnUnsupportedRWXClassIsRefused(t *testing.T) {
 	}
 	claim := a.Claim()
 	claim.Labels = nil
-	must(t, cp.Client.Create(ctx, a.Volume()))
+	must(t, cp.Client.Create(ctx, a.Volume(a.StorageClass)))
 	must(t, cp.Client.Create(ctx, claim))
 	must(t, cp.Client.Create(ctx, a.Deployment()))
 	waitTentacleRunning(t, ctx, a)

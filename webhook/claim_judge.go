@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -64,12 +65,13 @@ func (j *ClaimJudge) Judge(ctx context.Context, claim *corev1.PersistentVolumeCl
 	if !asksReadWriteMany(claim) {
 		return ClaimVerdict{Code: reason.NotReadWriteMany, Message: "the claim does not ask for ReadWriteMany"}, nil
 	}
-	// What a claim is bound to decides: Kubernetes never re-classes a bound claim, so a class
-	// that would resolve differently today (a new default) says nothing about it.
+	// What a claim is bound to decides: Kubernetes never re-classes a bound claim, so its
+	// class is taken as written, never resolved to today's default, and a class that is gone
+	// or was never there leaves the bound volume to speak for itself.
 	if claim.Status.Phase == corev1.ClaimBound {
-		return ClaimVerdict{Code: reason.ReadWriteManyBound, Message: fmt.Sprintf(
-			"the claim is Bound to PersistentVolume %q with access modes %v; that volume, not what its class would resolve to today, decides",
-			claim.Spec.VolumeName, claim.Status.AccessModes)}, nil
+		if v, done, err := j.judgeBound(ctx, claim); done || err != nil {
+			return v, err
+		}
 	}
 	if claim.Spec.VolumeName != "" {
 		// Static binding (the agent chart's NFS mode): the named volume decides, whatever
@@ -125,6 +127,29 @@ func (j *ClaimJudge) Judge(ctx context.Context, claim *corev1.PersistentVolumeCl
 		}
 	}
 	return v, nil
+}
+
+// judgeBound answers for a Bound claim whose own class is empty or gone; done is false when
+// the claim names an existing class, which then judges the volume it provisioned.
+func (j *ClaimJudge) judgeBound(ctx context.Context, claim *corev1.PersistentVolumeClaim) (ClaimVerdict, bool, error) {
+	bound := ClaimVerdict{Code: reason.ReadWriteManyBound}
+	class := storage.OwnClassName(claim)
+	if class == "" {
+		bound.Message = fmt.Sprintf("the claim is Bound to PersistentVolume %q with access modes %v and names no StorageClass; that volume decides, not today's default class",
+			claim.Spec.VolumeName, claim.Status.AccessModes)
+		return bound, true, nil
+	}
+	var sc storagev1.StorageClass
+	err := j.Cache.Get(ctx, client.ObjectKey{Name: class}, &sc)
+	switch {
+	case apierrors.IsNotFound(err):
+		bound.Message = fmt.Sprintf("the claim is Bound to PersistentVolume %q with access modes %v; its StorageClass %q no longer exists, so that volume decides",
+			claim.Spec.VolumeName, claim.Status.AccessModes, class)
+		return bound, true, nil
+	case err != nil:
+		return ClaimVerdict{}, true, fmt.Errorf("reading StorageClass %s: %w", class, err)
+	}
+	return ClaimVerdict{}, false, nil
 }
 
 // CheckFailed is the verdict when the check itself failed: the claim is admitted with a

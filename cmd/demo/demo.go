@@ -127,7 +127,7 @@ func installAgent(ctx context.Context, cp *controlplane.ControlPlane, a tentacle
 	if _, err := cp.CreateNamespace(ctx, a.Namespace); err != nil {
 		return nil, err
 	}
-	objs := []client.Object{a.Volume(), a.Claim(), a.Deployment()}
+	objs := []client.Object{a.Volume(a.StorageClass), a.Claim(), a.Deployment()}
 	for _, sa := range a.ServiceAccounts() {
 		objs = append(objs, sa)
 	}

@@ -121,7 +121,7 @@ func installAgent(ctx context.Context, cp *controlplane.ControlPlane, a tentacle
 	if _, err := cp.CreateNamespace(ctx, a.Namespace); err != nil { // waits for the default ServiceAccount
 		return err
 	}
-	for _, o := range []client.Object{a.ServiceAccounts()[0], a.ServiceAccounts()[1], a.Volume(), a.Claim(), a.Deployment()} {
+	for _, o := range []client.Object{a.ServiceAccounts()[0], a.ServiceAccounts()[1], a.Volume(a.StorageClass), a.Claim(), a.Deployment()} {
 		if err := cp.Client.Create(ctx, o); err != nil {
 			return err
 		}

@@ -34,7 +34,7 @@ func seedAgent(ctx context.Context, c client.Client, a tentacle.Agent, node stri
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: a.Namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, err
 	}
-	for _, o := range []client.Object{a.Volume(), a.Claim()} {
+	for _, o := range []client.Object{a.Volume(a.StorageClass), a.Claim()} {
 		if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
 			return nil, err
 		}

@@ -6,23 +6,47 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
-// Style is which Tentacle build created the script pod.
+// Style is which Tentacle build (or settings) created the script pod.
 type Style string
 
 const (
-	// StyleV2: chart v1/v2 Tentacle: workspace volume and os/arch node affinity, no co-location.
+	// StyleV2: Tentacle without co-location (chart v1/v2, or v3 on anything but exactly
+	// [ReadWriteOnce]): workspace volume and the os/arch node affinity.
 	StyleV2 Style = "v2"
-	// StyleV3: Tentacle 9.1.3702+ on RWO: adds a required pod affinity to the Tentacle pod.
+	// StyleV3: Tentacle 9.1.3702+ with ACCESSMODESJSON exactly ["ReadWriteOnce"]: adds a
+	// required pod affinity to the Tentacle pod.
 	StyleV3 Style = "v3"
+	// StyleRawScript: a raw-script pod: tentacle-home is an emptyDir, the claim is volume
+	// init-nfs-volume, and an init container copies the work directory across.
+	StyleRawScript Style = "raw"
 	// StyleTemplate: a ScriptPodTemplate replaced the defaults and names no workspace at all.
 	StyleTemplate Style = "template"
 )
 
-// ScriptPod is a script pod as Tentacle creates it for ticket.
+// NormalStyle is the style the agent's own Tentacle uses for an ordinary script.
+func (a Agent) NormalStyle() Style {
+	if m := a.modes(); a.gen() >= 3 && len(m) == 1 && m[0] == corev1.ReadWriteOnce {
+		return StyleV3
+	}
+	return StyleV2
+}
+
+func (a Agent) scriptImage() string {
+	if a.Worker {
+		return "octopusdeploy/worker-tools:ubuntu.24.04"
+	}
+	return "octopusdeploy/kubernetes-agent-tools-base:latest"
+}
+
+// ScriptPod is a script pod as Tentacle creates it for ticket (KubernetesScriptPodCreator and
+// KubernetesRawScriptPodCreator): the claim only as a volume, never in the env.
 func (a Agent) ScriptPod(ticket string, style Style) *corev1.Pod {
 	name := "octopus-script-" + ticket
+	home := corev1.VolumeMount{Name: "tentacle-home", MountPath: "/octopus"}
+	upgrade := []corev1.VolumeMount{{Name: "agent-upgrade", MountPath: "/root/agent_upgrade/"}, {Name: "agent-upgrade", MountPath: "/tmp/agent_upgrade/"}}
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name, Namespace: a.Namespace,
@@ -40,21 +64,25 @@ func (a Agent) ScriptPod(ticket string, style Style) *corev1.Pod {
 			},
 		},
 		Spec: corev1.PodSpec{
-			ServiceAccountName: "octopus-agent-scripts",
+			ServiceAccountName: a.ScriptServiceAccount(),
 			RestartPolicy:      corev1.RestartPolicyNever,
-			Volumes: []corev1.Volume{{Name: "tentacle-home", VolumeSource: corev1.VolumeSource{
-				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: a.ClaimName()}}}},
+			Volumes: []corev1.Volume{
+				{Name: "tentacle-home", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: a.ClaimName()}}},
+				{Name: "agent-upgrade", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "agent-upgrade-secret", Optional: ptr.To(true)}}},
+			},
 			Containers: []corev1.Container{{
 				Name:    name,
-				Image:   "octopusdeploy/kubernetes-agent-tools-base:latest",
+				Image:   a.scriptImage(),
 				Command: []string{"sh", "-c", fmt.Sprintf("/octopus/Work/%s/execute-bootstrapRunner.sh /octopus/Work/%s /octopus/Work/%s/bootstrapRunner Bootstrap.sh", ticket, ticket, ticket)},
 				Env: []corev1.EnvVar{
 					{Name: "OCTOPUS_RUNNING_IN_CONTAINER", Value: "Y"},
 					{Name: "OCTOPUS__K8STENTACLE__NAMESPACE", Value: a.Namespace},
-					{Name: "OCTOPUS__K8STENTACLE__PODVOLUMECLAIMNAME", Value: a.ClaimName()},
+					{Name: "OCTOPUS__K8STENTACLE__HELMRELEASENAME", Value: a.Release},
+					{Name: "OCTOPUS__K8STENTACLE__HELMCHARTVERSION", Value: a.version().chart},
+					{Name: "TentacleHome", Value: "/octopus"},
 				},
 				Resources:    corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("100Mi")}},
-				VolumeMounts: []corev1.VolumeMount{{Name: "tentacle-home", MountPath: "/octopus"}},
+				VolumeMounts: append([]corev1.VolumeMount{home}, upgrade...),
 			}},
 			Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
 				NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{
@@ -72,6 +100,18 @@ func (a Agent) ScriptPod(ticket string, style Style) *corev1.Pod {
 				{Key: "agent.octopus.com/component", Operator: metav1.LabelSelectorOpIn, Values: []string{"tentacle"}},
 			}},
 		}}}
+	case StyleRawScript:
+		pod.Spec.Volumes = []corev1.Volume{
+			{Name: "tentacle-home", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			{Name: "init-nfs-volume", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: a.ClaimName()}}},
+			pod.Spec.Volumes[1],
+		}
+		work := "/octopus/Work/" + ticket
+		pod.Spec.InitContainers = []corev1.Container{{
+			Name: name + "-init", Image: a.scriptImage(),
+			Command:      []string{"sh", "-c", fmt.Sprintf(`mkdir -p "%s" && cp -r "/nfs-mount/Work/%s"/* "%s"`, work, ticket, work)},
+			VolumeMounts: []corev1.VolumeMount{{Name: "init-nfs-volume", MountPath: "/nfs-mount"}, home},
+		}}
 	case StyleTemplate:
 		pod.Spec.Volumes = nil
 		pod.Spec.Containers[0].VolumeMounts = nil

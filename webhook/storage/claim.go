@@ -38,6 +38,19 @@ func ResolveClassName(claim *corev1.PersistentVolumeClaim, classes []storagev1.S
 	return defaulted(classes)
 }
 
+// OwnClassName is the class a claim names itself (the beta annotation first, as Kubernetes
+// reads it), "" when it names none. Unlike ResolveClassName it never falls back to the
+// default class: what a Bound claim was bound with.
+func OwnClassName(claim *corev1.PersistentVolumeClaim) string {
+	if v, ok := claim.Annotations[corev1.BetaStorageClassAnnotation]; ok {
+		return v
+	}
+	if claim.Spec.StorageClassName != nil {
+		return *claim.Spec.StorageClassName
+	}
+	return ""
+}
+
 func named(name string, classes []storagev1.StorageClass, from string) (string, bool, string) {
 	if name == "" {
 		return "", false, fmt.Sprintf("%s is empty: the claim asks for no class and binds only to PersistentVolumes "+
