@@ -13,8 +13,9 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// FuzzMutate: for any pod, Mutate never panics, its patch is add-only and applies, and a
-// second run on the result changes nothing. Seeds are the golden fixtures.
+// FuzzMutate: for any pod and node state, Mutate never panics, its patch is add-only and
+// applies, a second run on the result changes nothing, and Validate admits the result.
+// Seeds are the golden fixtures, plus node terms that can never match the pinned node.
 func FuzzMutate(f *testing.F) {
 	inputs, _ := filepath.Glob("testdata/*.yaml")
 	for _, in := range inputs {
@@ -30,16 +31,35 @@ func FuzzMutate(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(j, "node-2", "ReadWriteOnce")
+		f.Add(j, "node-2", "ReadWriteOnce", false, "eu-west-1a")
+		f.Add(j, "node-2", "ReadWriteOnce", true, "eu-west-1b")
 	}
-	f.Fuzz(func(t *testing.T, podJSON []byte, node, mode string) {
+	for _, terms := range []string{
+		// a term for another node by name, ORed with one that matches
+		`[{"matchFields":[{"key":"metadata.name","operator":"In","values":["node-9"]}]},{"matchExpressions":[{"key":"kubernetes.io/os","operator":"In","values":["linux"]}]}]`,
+		// a hostname term elsewhere, and a term already pinned but excluded by a label
+		`[{"matchExpressions":[{"key":"kubernetes.io/hostname","operator":"In","values":["node-9"]}]},{"matchExpressions":[{"key":"topology.kubernetes.io/zone","operator":"In","values":["eu-west-1a"]}],"matchFields":[{"key":"metadata.name","operator":"In","values":["node-2"]}]}]`,
+		// every term elsewhere (refused), and NotIn the node
+		`[{"matchFields":[{"key":"metadata.name","operator":"NotIn","values":["node-2"]}]}]`,
+		`[{"matchExpressions":[{"key":"kubernetes.io/hostname","operator":"In","values":["node-2","node-9"]}]},{"matchExpressions":[]}]`,
+	} {
+		pod := `{"metadata":{"name":"octopus-script-x","labels":{"octopus.com/scriptTicketId":"x"}},"spec":{"volumes":[{"name":"tentacle-home","persistentVolumeClaim":{"claimName":"octopus-agent-prod-pvc"}}],` +
+			`"containers":[{"name":"octopus-script-x","volumeMounts":[{"name":"tentacle-home","mountPath":"/octopus"}]}],"affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":` + terms + `}}}}}`
+		f.Add([]byte(pod), "node-2", "ReadWriteOnce", false, "eu-west-1a")
+		f.Add([]byte(pod), "node-2", "ReadWriteOnce", true, "eu-west-1c")
+	}
+	f.Fuzz(func(t *testing.T, podJSON []byte, node, mode string, cordoned bool, zone string) {
 		var pod corev1.Pod
-		if json.Unmarshal(podJSON, &pod) != nil || len(validation.IsDNS1123Subdomain(node)) > 0 {
-			return // node names are DNS subdomains in every real cluster
+		if json.Unmarshal(podJSON, &pod) != nil || len(validation.IsDNS1123Subdomain(node)) > 0 || len(validation.IsValidLabelValue(zone)) > 0 {
+			return // node names are DNS subdomains and label values are valid in every real cluster
 		}
 		claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "octopus-agent-prod-pvc"},
 			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.PersistentVolumeAccessMode(mode)}}}
-		facts := Facts{Agent: AgentRef{Namespace: "ns"}, TentaclePods: 1, ClaimName: claim.Name, Claim: claim, Node: node, NodeSource: "fuzz"}
+		info := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{
+			corev1.LabelHostname: node, corev1.LabelOSStable: "linux", corev1.LabelArchStable: "amd64", corev1.LabelTopologyZone: zone}},
+			Spec:   corev1.NodeSpec{Unschedulable: cordoned},
+			Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
+		facts := Facts{Agent: AgentRef{Namespace: "ns"}, TentaclePods: 1, ClaimName: claim.Name, Claim: claim, Node: node, NodeSource: "fuzz", NodeInfo: info}
 		res := Mutate(DefaultConfig(), &pod, facts)
 		assertScriptPodDecidesAlike(t, podJSON, &pod, facts)
 		if res.Denied {
@@ -72,7 +92,10 @@ func FuzzMutate(f *testing.F) {
 			t.Fatal(err)
 		}
 		if second := Mutate(DefaultConfig(), &again, facts); second.Denied || len(second.Patch) != 0 {
-			t.Fatalf("not idempotent: %+v\npod %s", second.Patch, out)
+			t.Fatalf("not idempotent: %+v (%s)\npod %s", second.Patch, second.Message, out)
+		}
+		if v := Validate(&again, facts); v.Denied {
+			t.Fatalf("Validate refuses what Mutate admitted: %s\npod %s", v.Message, out)
 		}
 	})
 }

@@ -29,17 +29,20 @@ type fixture struct {
 		Claim        *corev1.PersistentVolumeClaim `json:"claim"`
 		Node         string                        `json:"node"`
 		NodeSource   string                        `json:"nodeSource"`
+		NodeInfo     *corev1.Node                  `json:"nodeInfo,omitempty"`
+		NodeMissing  bool                          `json:"nodeMissing,omitempty"`
 	} `json:"facts"`
 	Pod json.RawMessage `json:"pod"`
 }
 
 // golden is what testdata/*.yaml.golden records: the decision, the patch, the admitted pod.
 type golden struct {
-	Code    string            `json:"code"`
-	Denied  bool              `json:"denied"`
-	Message string            `json:"message"`
-	Patch   []json.RawMessage `json:"patch,omitempty"`
-	Pod     json.RawMessage   `json:"pod,omitempty"`
+	Code     string            `json:"code"`
+	Denied   bool              `json:"denied"`
+	Message  string            `json:"message"`
+	Warnings []string          `json:"warnings,omitempty"`
+	Patch    []json.RawMessage `json:"patch,omitempty"`
+	Pod      json.RawMessage   `json:"pod,omitempty"`
 }
 
 func TestGoldenFixtures(t *testing.T) {
@@ -61,7 +64,7 @@ func TestGoldenFixtures(t *testing.T) {
 			if !slices.Contains(reason.All(), res.Code) {
 				t.Fatalf("decision carries undocumented reason code %q", res.Code)
 			}
-			got := golden{Code: string(res.Code), Denied: res.Denied, Message: res.Message}
+			got := golden{Code: string(res.Code), Denied: res.Denied, Message: res.Message, Warnings: res.Warnings}
 			var patched []byte
 			if !res.Denied {
 				assertAddOnly(t, res)
@@ -137,7 +140,8 @@ func assertWorkspaceState(t *testing.T, pod *corev1.Pod, f Facts, res Result) {
 
 func fixtureFacts(fx fixture) Facts {
 	return Facts{Agent: fx.Facts.Agent, TentaclePods: fx.Facts.TentaclePods, ClaimName: fx.Facts.ClaimName,
-		ClaimSource: fx.Facts.ClaimSource, Claim: fx.Facts.Claim, Node: fx.Facts.Node, NodeSource: fx.Facts.NodeSource}
+		ClaimSource: fx.Facts.ClaimSource, Claim: fx.Facts.Claim, Node: fx.Facts.Node, NodeSource: fx.Facts.NodeSource,
+		NodeInfo: fx.Facts.NodeInfo, NodeMissing: fx.Facts.NodeMissing}
 }
 
 func fixtureNames(t *testing.T) []string {

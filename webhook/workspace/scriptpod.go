@@ -20,11 +20,13 @@ type ScriptPod struct {
 		Annotations  map[string]string `json:"annotations,omitempty"`
 	} `json:"metadata"`
 	Spec struct {
-		NodeName       string            `json:"nodeName,omitempty"`
-		Volumes        []corev1.Volume   `json:"volumes,omitempty"`
-		InitContainers []ContainerMounts `json:"initContainers,omitempty"`
-		Containers     []ContainerMounts `json:"containers,omitempty"`
-		Affinity       *corev1.Affinity  `json:"affinity,omitempty"`
+		NodeName       string              `json:"nodeName,omitempty"`
+		NodeSelector   map[string]string   `json:"nodeSelector,omitempty"`
+		Tolerations    []corev1.Toleration `json:"tolerations,omitempty"`
+		Volumes        []corev1.Volume     `json:"volumes,omitempty"`
+		InitContainers []ContainerMounts   `json:"initContainers,omitempty"`
+		Containers     []ContainerMounts   `json:"containers,omitempty"`
+		Affinity       *corev1.Affinity    `json:"affinity,omitempty"`
 	} `json:"spec"`
 }
 
@@ -42,7 +44,8 @@ func (s *ScriptPod) Pod() *corev1.Pod {
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Name: m.Name, GenerateName: m.GenerateName, Namespace: m.Namespace,
 			Labels: m.Labels, Annotations: m.Annotations},
-		Spec: corev1.PodSpec{NodeName: s.Spec.NodeName, Volumes: s.Spec.Volumes, Affinity: s.Spec.Affinity,
+		Spec: corev1.PodSpec{NodeName: s.Spec.NodeName, NodeSelector: s.Spec.NodeSelector, Tolerations: s.Spec.Tolerations,
+			Volumes: s.Spec.Volumes, Affinity: s.Spec.Affinity,
 			InitContainers: containers(s.Spec.InitContainers), Containers: containers(s.Spec.Containers)},
 	}
 	return pod
