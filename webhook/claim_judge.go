@@ -68,12 +68,13 @@ func (j *ClaimJudge) Judge(ctx context.Context, claim *corev1.PersistentVolumeCl
 	// What a claim is bound to decides: Kubernetes never re-classes a bound claim, so its
 	// class is taken as written, never resolved to today's default, and a class that is gone
 	// or was never there leaves the bound volume to speak for itself.
-	if claim.Status.Phase == corev1.ClaimBound {
+	bound := claim.Status.Phase == corev1.ClaimBound
+	if bound {
 		if v, done, err := j.judgeBound(ctx, claim); done || err != nil {
 			return v, err
 		}
 	}
-	if claim.Spec.VolumeName != "" {
+	if !bound && claim.Spec.VolumeName != "" {
 		// Static binding (the agent chart's NFS mode): the named volume decides, whatever
 		// storageClassName says; that class need not exist and no provisioner runs.
 		return ClaimVerdict{Code: reason.StaticallyBound, Message: fmt.Sprintf(
