@@ -158,7 +158,7 @@ func TestOwnNodeSelectionThatContradictsTheVolumeIsRefused(t *testing.T) {
 		p.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms = terms
 	}
 	refused := map[string]func(*corev1.Pod){
-		"nodeSelector": func(p *corev1.Pod) { p.Spec.NodeSelector = onNode("node-2") },
+		"nodeSelector":  func(p *corev1.Pod) { p.Spec.NodeSelector = onNode("node-2") },
 		"hostname term": func(p *corev1.Pod) { withTerms(p, term(hostIn("node-2", "node-3"))) },
 		"matchFields": func(p *corev1.Pod) {
 			withTerms(p, corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpNotIn, Values: []string{"node-1"}}}})
