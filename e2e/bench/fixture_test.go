@@ -27,6 +27,16 @@ func benchAgent(namespace string) tentacle.Agent {
 	return tentacle.Agent{Namespace: namespace, Release: "prod", AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}}
 }
 
+// populationAgent is the i-th agent of a populated cluster: chart generations mixed, every
+// other one a chart v2 agent (no component label), so both Tentacle pod caches carry load.
+func populationAgent(i int) tentacle.Agent {
+	a := benchAgent(fmt.Sprintf("octopus-agent-%03d", i))
+	if i%2 == 1 {
+		a.Generation = 2
+	}
+	return a
+}
+
 // seedAgent creates what an agent's chart and the controllers leave in a cluster, directly
 // (no controller manager or scheduler needed): namespace, volume, claim, and a Running
 // Tentacle pod bound to node.
@@ -39,6 +49,9 @@ func seedAgent(ctx context.Context, c client.Client, a tentacle.Agent, node stri
 			return nil, err
 		}
 	}
+	if err := ensureNode(ctx, c, node); err != nil {
+		return nil, err
+	}
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "octopus-agent-tentacle-6d5f7b9c4-x2kqp", Namespace: a.Namespace, Labels: a.TentacleLabels()},
 		Spec:       a.Deployment().Spec.Template.Spec,
@@ -50,6 +63,22 @@ func seedAgent(ctx context.Context, c client.Client, a tentacle.Agent, node stri
 	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
 		{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}}
 	return pod, c.Status().Update(ctx, pod)
+}
+
+// ensureNode creates the Ready Node a seeded Tentacle pod runs on, unless it exists (kwok's, or
+// a concurrent seed's): the webhook refuses to pin to a node that does not exist.
+func ensureNode(ctx context.Context, c client.Client, name string) error {
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+		corev1.LabelHostname: name, corev1.LabelOSStable: "linux", corev1.LabelArchStable: "amd64"}}}
+	switch err := c.Create(ctx, n); {
+	case apierrors.IsAlreadyExists(err):
+		return nil
+	case err != nil:
+		return err
+	}
+	orig := n.DeepCopy()
+	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", LastTransitionTime: metav1.Now()}}
+	return c.Status().Patch(ctx, n, client.MergeFrom(orig))
 }
 
 // scriptPodObject is the script pod Tentacle 9.1 creates on RWO storage (StyleV3), as the API

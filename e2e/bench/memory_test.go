@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
-	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 )
 
@@ -114,8 +113,8 @@ func signedMiB(b float64) string { return fmt.Sprintf("%+.1f MiB", b/(1<<20)) }
 func agentReviews(agents int) [][]byte {
 	var out [][]byte
 	for i := range agents {
-		a := benchAgent(fmt.Sprintf("octopus-agent-%03d", i))
-		pod := a.ScriptPod(fmt.Sprintf("a%011d", i), tentacle.StyleV3)
+		a := populationAgent(i)
+		pod := a.ScriptPod(fmt.Sprintf("a%011d", i), a.NormalStyle())
 		pod.APIVersion, pod.Kind = "v1", "Pod"
 		b, err := json.Marshal(pod)
 		if err != nil {

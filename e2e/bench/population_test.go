@@ -160,7 +160,7 @@ func populate(ctx context.Context, c client.Client, agents, pods, claims int) er
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if _, err := seedAgent(ctx, c, benchAgent(fmt.Sprintf("octopus-agent-%03d", i)), fmt.Sprintf("node-%d", i%3+1)); err != nil {
+			if _, err := seedAgent(ctx, c, populationAgent(i), fmt.Sprintf("node-%d", i%3+1)); err != nil {
 				mu.Lock()
 				first = firstErr(first, err)
 				mu.Unlock()

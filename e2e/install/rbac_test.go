@@ -106,7 +106,7 @@ func TestRenderedRBACIsSufficientAndLeast(t *testing.T) {
 	tp := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "octopus-agent-tentacle-0", Namespace: a.Namespace, Labels: a.TentacleLabels()},
 		Spec: a.Deployment().Spec.Template.Spec}
 	tp.Spec.NodeName = "node-a"
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: map[string]string{"kubernetes.io/hostname": "node-a"}}}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: map[string]string{"kubernetes.io/hostname": "node-a", "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}}}
 	must(t, cp.Client.Create(ctx, node))
 	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady"}}
 	must(t, cp.Client.Status().Update(ctx, node))
@@ -115,9 +115,16 @@ func TestRenderedRBACIsSufficientAndLeast(t *testing.T) {
 	must(t, cp.Client.Status().Update(ctx, tp))
 
 	var pod *corev1.Pod
+	var last error
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last script pod creation error: %v", last)
+		}
+	})
 	waitFor(t, ctx, "script pod admitted and pinned", func() bool {
 		pod = a.ScriptPod("rbac01", tentacle.StyleV2)
-		return cp.Client.Create(ctx, pod) == nil
+		last = cp.Client.Create(ctx, pod)
+		return last == nil
 	})
 	if !workspace.IsPinned(pod, "node-a") {
 		t.Fatalf("not pinned with the rendered RBAC: %+v", pod.Spec.Affinity)

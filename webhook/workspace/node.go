@@ -74,10 +74,12 @@ func nodeReady(n *corev1.Node) (bool, string) {
 }
 
 // untoleratedTaint finds a NoSchedule or NoExecute taint the pod does not tolerate, leaving
-// out the cordon taint (handled by tolerating it) and the NotReady taints (nodeReady says it).
+// out the cordon taint (handled by tolerating it) and the NotReady taints: the Ready condition
+// decides (nodeReady), and on a Ready node they are the node lifecycle controller's lag.
 func untoleratedTaint(pod *corev1.Pod, n *corev1.Node) (corev1.Taint, bool) {
 	return corev1helpers.FindMatchingUntoleratedTaint(logr.Discard(), n.Spec.Taints, pod.Spec.Tolerations, func(t *corev1.Taint) bool {
-		if t.Key == corev1.TaintNodeUnschedulable {
+		switch t.Key {
+		case corev1.TaintNodeUnschedulable, corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable:
 			return false
 		}
 		return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
