@@ -162,3 +162,43 @@ func TestTrimTentaclePodKeepsWhatFinderReads(t *testing.T) {
 		t.Fatal("trimmed pod lost its node or phase")
 	}
 }
+
+// Which pods of an agent's release are its Tentacle, every chart generation.
+func TestIsTentacle(t *testing.T) {
+	labels := func(extra ...string) map[string]string {
+		l := map[string]string{ChartNameLabel: ChartName, InstanceLabel: "prod", ChartLabel: "kubernetes-agent-2.51.2"}
+		for i := 0; i+1 < len(extra); i += 2 {
+			l[extra[i]] = extra[i+1]
+		}
+		return l
+	}
+	v2 := tentacle("octopus-agent-tentacle-5d8f-abcde", "node-1", corev1.PodRunning, 0)
+	v2.Labels = labels()
+	v3 := v2
+	v3.Labels = labels(ComponentLabel, TentacleValue)
+	envOnly := v2
+	envOnly.Spec.Containers = []corev1.Container{{Name: "octopus-agent-tentacle", Env: []corev1.EnvVar{{Name: ClaimNameEnv, Value: claim}}}}
+	envOnly.Spec.Volumes = nil
+	hook := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "octopus-agent-tentacle-pre", Labels: labels()},
+		Spec: corev1.PodSpec{Volumes: []corev1.Volume{{Name: "temp-dir", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+			Containers: []corev1.Container{{Name: "octopus-agent-tentacle", VolumeMounts: []corev1.VolumeMount{{Name: "temp-dir", MountPath: "/octopus"}}}}}}
+	nfsServer := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "octopus-agent-nfs-0", Labels: map[string]string{ChartNameLabel: "octopus-agent-nfs"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "nfs-server"}}}}
+	script := v2
+	script.Labels = labels(ScriptTicketLabel, "abc")
+	for name, c := range map[string]struct {
+		pod  corev1.Pod
+		want bool
+	}{
+		"chart v1/v2 Tentacle (no component label, mounts its claim)": {v2, true},
+		"chart v3 Tentacle":                         {v3, true},
+		"claim named in env, no claim volume":       {envOnly, false},
+		"pre-install hook pod (emptyDir, no claim)": {hook, false},
+		"NFS server pod":                            {nfsServer, false},
+		"script pod mounting the claim at /octopus": {script, false},
+	} {
+		if got := IsTentacle(&c.pod, "/octopus"); got != c.want {
+			t.Errorf("%s: IsTentacle = %v, want %v", name, got, c.want)
+		}
+	}
+}

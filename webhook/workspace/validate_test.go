@@ -1,6 +1,7 @@
 package workspace
 
 import (
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -55,5 +56,36 @@ func TestValidateRefusesUnmountedWorkspace(t *testing.T) {
 		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: fx.Facts.ClaimName}}}}
 	if v := Validate(pod, fixtureFacts(fx)); v.Code != reason.WorkspaceNotMounted {
 		t.Fatalf("got %s, want %s", v.Code, reason.WorkspaceNotMounted)
+	}
+}
+
+// A Tentacle that moves between the mutating call, a reinvocation and the validating call
+// gives one explained refusal (WorkspaceMoved, both nodes named), never a self-contradiction
+// such as "not pinned" or "can never run there" about a pin the webhook itself added.
+func TestVolumeMovedBetweenInvocations(t *testing.T) {
+	fx := readFixture(t, "testdata/chart-v2-rwo-os-arch-affinity.yaml")
+	podJSON, pod := decodePod(t, fx.Pod)
+	before := fixtureFacts(fx)
+	before.Node = "node-1"
+	res := Mutate(DefaultConfig(), pod, before)
+	if res.Denied || res.Node != "node-1" {
+		t.Fatalf("first invocation: %+v", res)
+	}
+	_, admitted := decodePod(t, applyPatch(t, podJSON, res))
+	moved := before
+	moved.Node, moved.NodeSource = "node-2", "Tentacle pod octopus-agent-prod/octopus-agent-tentacle-new is running there"
+	for name, got := range map[string]Result{"reinvocation": Mutate(DefaultConfig(), admitted, moved), "validation": Validate(admitted, moved)} {
+		if !got.Denied || got.Code != reason.WorkspaceMoved {
+			t.Fatalf("%s: got %s (%s), want WorkspaceMoved", name, got.Code, got.Message)
+		}
+		for _, want := range []string{`"node-1"`, `"node-2"`, "create it again"} {
+			if !strings.Contains(got.Message, want) {
+				t.Fatalf("%s: message lacks %s: %s", name, want, got.Message)
+			}
+		}
+	}
+	// Not moved: both admit.
+	if got := Validate(admitted, before); got.Denied {
+		t.Fatalf("validation with unchanged facts: %s", got.Message)
 	}
 }
