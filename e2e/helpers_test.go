@@ -84,12 +84,18 @@ func createWorkspace(t *testing.T, ctx context.Context, a tentacle.Agent) {
 	must(t, cp.Client.Create(ctx, a.Volume(ptr.Deref(claim.Spec.StorageClassName, ""))))
 }
 
+// tentaclePodsOf selects the agent's Tentacle pods as its Deployment does (name and instance),
+// minus the pre-install hook pod, which shares those labels but is no ReplicaSet's.
+func tentaclePodsOf(a tentacle.Agent) []client.ListOption {
+	return []client.ListOption{client.MatchingLabels(a.Deployment().Spec.Selector.MatchLabels), client.HasLabels{"pod-template-hash"}}
+}
+
 func waitTentacleRunning(t *testing.T, ctx context.Context, a tentacle.Agent) *corev1.Pod {
 	t.Helper()
 	var found *corev1.Pod
 	eventually(t, ctx, "Tentacle pod of "+a.Namespace+"/"+a.Release+" running", func() (bool, string) {
 		var pods corev1.PodList
-		if err := cp.Client.List(ctx, &pods, client.InNamespace(a.Namespace), client.MatchingLabels(a.TentacleLabels())); err != nil {
+		if err := cp.Client.List(ctx, &pods, append(tentaclePodsOf(a), client.InNamespace(a.Namespace))...); err != nil {
 			return false, err.Error()
 		}
 		for i := range pods.Items {

@@ -174,6 +174,17 @@ func TestWebhookConfigurationsAreScopedAndShort(t *testing.T) {
 		}
 		for _, w := range m.Webhooks {
 			check(w.Name, w.NamespaceSelector, w.SideEffects, w.TimeoutSeconds, w.FailurePolicy, w.Rules)
+			if w.Name == "tentacle-pod-placement.workspace-webhook.io" {
+				// Tentacle pods: never block an agent install or upgrade; never script pods;
+				// only the agent chart's pods reach the webhook.
+				sel := w.ObjectSelector.String()
+				if *w.FailurePolicy != admissionregistrationv1.Ignore || !strings.Contains(sel, "octopus.com/scriptTicketId") ||
+					!strings.Contains(sel, "DoesNotExist") || !strings.Contains(sel, "helm.sh/chart") ||
+					len(w.MatchConditions) != 1 || !strings.Contains(w.MatchConditions[0].Expression, "kubernetes-agent-") {
+					t.Errorf("%s/%s: want failurePolicy Ignore, script pods excluded, the agent chart's pods only: %s %+v", flavour, w.Name, sel, w.MatchConditions)
+				}
+				continue
+			}
 			if w.ReinvocationPolicy == nil || *w.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy {
 				t.Errorf("%s/%s: reinvocationPolicy must be IfNeeded", flavour, w.Name)
 			}

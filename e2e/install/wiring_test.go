@@ -151,7 +151,7 @@ func TestFlavoursAreWiredTogether(t *testing.T) {
 			for _, cc := range clients {
 				s := cc.Service
 				if s == nil || s.Name != r.service.Name || s.Namespace != r.service.Namespace || s.Port == nil || *s.Port != 443 ||
-					!slices.Contains([]string{app.MutatePodPath, app.ValidatePodPath, app.ValidatePVCPath}, *s.Path) {
+					!slices.Contains([]string{app.MutatePodPath, app.ValidatePodPath, app.ValidatePVCPath, app.MutateTentaclePath}, *s.Path) {
 					t.Errorf("webhook client config does not reach the Service on a served path: %+v", s)
 				}
 			}

@@ -67,21 +67,56 @@ func (f *Finder) Facts(ctx context.Context, pod *corev1.Pod) (workspace.Facts, e
 		return facts, err
 	}
 
+	return facts, f.locate(ctx, &facts, tentacles)
+}
+
+// TentacleFacts returns what the cluster says about the agent of a Tentacle pod being
+// created: its workspace claim, and the node that holds the claim's volume now (another
+// running Tentacle pod of the release, else a VolumeAttachment).
+func (f *Finder) TentacleFacts(ctx context.Context, pod *corev1.Pod) (workspace.Facts, error) {
+	facts := workspace.Facts{Agent: workspace.AgentRef{Namespace: pod.Namespace, Release: pod.Labels[InstanceLabel]}}
+	facts.ClaimName, facts.ClaimSource = tentacleClaim(pod, f.MountPath)
+	if facts.ClaimName == "" {
+		return facts, nil
+	}
+	var err error
+	facts.Claim, err = f.claim(ctx, pod.Namespace, facts.ClaimName)
+	if err != nil || facts.Claim == nil || workspace.ModeOf(facts.Claim) != workspace.ModePin {
+		return facts, err
+	}
+	all, err := f.tentaclePods(ctx, facts.Agent)
+	if err != nil {
+		return facts, err
+	}
+	var others []corev1.Pod
+	for _, p := range all {
+		if (pod.UID == "" || p.UID != pod.UID) && (pod.Name == "" || p.Name != pod.Name) {
+			others = append(others, p)
+		}
+	}
+	facts.TentaclePods, facts.TentaclePod = len(others), newest(others)
+	return facts, f.locate(ctx, &facts, others)
+}
+
+// locate finds the node holding the workspace volume of an RWO claim: a running Tentacle pod
+// that mounts it, else an attached VolumeAttachment; and that node's state.
+func (f *Finder) locate(ctx context.Context, facts *workspace.Facts, tentacles []corev1.Pod) error {
 	facts.Node, facts.NodeSource = nodeOfRunningTentacle(tentacles, facts.ClaimName)
 	volume := facts.Claim.Spec.VolumeName
 	if facts.Node == "" && volume != "" && f.Live != nil {
 		vas, err := attachmentsOf(ctx, f.Live, volume)
 		if err != nil {
-			return facts, err
+			return err
 		}
 		facts.Node, facts.NodeSource = nodeOfAttachment(vas, volume)
 	}
 	if facts.Node == "" {
 		facts.NodeSource = whyNoNode(tentacles, facts.ClaimName, volume)
-		return facts, nil
+		return nil
 	}
+	var err error
 	facts.NodeInfo, facts.NodeMissing, err = f.node(ctx, facts.Node)
-	return facts, err
+	return err
 }
 
 // node reads the node holding the volume from the cache, which holds every Node: a miss

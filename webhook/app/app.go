@@ -159,6 +159,9 @@ func newManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 	srv.Register(MutatePodPath, wh.NewReviewServer(&wh.PodMutator{
 		Finder: finder, Config: opts.Workspace, ScriptPodLabel: opts.ScriptPodLabel, Recorder: recorder,
 	}, true, log.WithName("admission")))
+	srv.Register(MutateTentaclePath, wh.NewReviewServer(&wh.TentacleMutator{
+		Finder: finder, MountPath: opts.Workspace.MountPath, Recorder: recorder,
+	}, true, log.WithName("admission")))
 	claims := &wh.ClaimJudge{Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), DenyUnknown: opts.DenyUnknownCapability, Metrics: metrics}
 	if opts.CapabilityOverrides != "" {
 		watcher := storage.NewOverrideWatcher(opts.CapabilityOverrides, storage.WatcherOptions{

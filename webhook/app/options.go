@@ -15,6 +15,8 @@ const (
 	MutatePodPath   = "/mutate-script-pod"
 	ValidatePodPath = "/validate-script-pod"
 	ValidatePVCPath = "/validate-workspace-claim"
+	// MutateTentaclePath places new Tentacle pods on the node holding their RWO workspace.
+	MutateTentaclePath = "/mutate-tentacle-pod"
 )
 
 // Options configure one webhook process.

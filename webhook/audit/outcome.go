@@ -11,6 +11,8 @@ const (
 	MutatePod   = "mutate-pod"
 	ValidatePod = "validate-pod"
 	ValidatePVC = "validate-pvc"
+	// MutateTentacle places new Tentacle pods (agent upgrades on ReadWriteOnce storage).
+	MutateTentacle = "mutate-tentacle-pod"
 )
 
 // Outcome is one admission decision and the facts behind it.

@@ -25,6 +25,24 @@ const (
 	AlreadyComplete Code = "AlreadyComplete"
 )
 
+// Tentacle pod placement outcomes (mutate-tentacle-pod; it never refuses).
+const (
+	// TentaclePinned: a new Tentacle pod pinned to the node holding its agent's RWO workspace.
+	TentaclePinned Code = "TentaclePinned"
+	// TentacleFreshInstall: no node holds the workspace yet (install, or every pod gone).
+	TentacleFreshInstall Code = "TentacleFreshInstall"
+	// TentacleWorkspaceShared: the workspace is ReadWriteMany (or NFS); the pod may run anywhere.
+	TentacleWorkspaceShared Code = "TentacleWorkspaceShared"
+	// TentacleNodeUnusable: the node holding the workspace is cordoned, NotReady, tainted
+	// against the pod or gone; not pinned, so the pod can go where the volume will be freed to.
+	TentacleNodeUnusable Code = "TentacleNodeUnusable"
+	// TentaclePinConflict: the Tentacle pod's own node selection excludes the volume's node;
+	// not pinned, with a warning.
+	TentaclePinConflict Code = "TentaclePinConflict"
+	// TentacleClaimUnknown: the Tentacle pod's workspace claim is not known or does not exist yet.
+	TentacleClaimUnknown Code = "TentacleClaimUnknown"
+)
+
 // Denials. Every denial path in the webhook uses exactly one of these.
 const (
 	// AgentNotFound: no Tentacle pod of the agent exists in the script pod's namespace.
@@ -98,6 +116,7 @@ const (
 func All() []Code {
 	return []Code{
 		WorkspacePinned, WorkspaceShared, AlreadyComplete,
+		TentaclePinned, TentacleFreshInstall, TentacleWorkspaceShared, TentacleNodeUnusable, TentaclePinConflict, TentacleClaimUnknown,
 		AgentNotFound, WorkspaceClaimUnknown, WorkspaceClaimNotFound, ReadWriteOncePodWorkspace,
 		WorkspaceNodeUnknown, ConflictingNodePin, WorkspaceNotMounted, WorkspaceNotPinned,
 		WorkspaceNodeGone, WorkspaceNodeNotReady, WorkspaceNodeTainted, WorkspaceNodeCordoned, WorkspaceMoved,
