@@ -6,7 +6,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/audit"
-	"github.com/octopus-agent-tools/workspace-webhook/webhook/reason"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/workspace"
 )
 
@@ -37,11 +36,5 @@ func (m *PodMutator) handle(ctx context.Context, req admission.Request, o *audit
 	if res.Denied {
 		return deniedFor(o, facts, res.Message)
 	}
-	o.Warnings = append(o.Warnings, res.Warnings...)
-	if len(res.Patch) == 0 {
-		o.Decision = reason.Allowed
-		return admission.Allowed(res.Message)
-	}
-	o.Decision = reason.Mutated
-	return admission.Patched(res.Message, res.Patch...)
+	return admitted(o, res)
 }

@@ -49,11 +49,5 @@ func (m *TentacleMutator) handle(ctx context.Context, req admission.Request, o *
 	}
 	res := workspace.PlaceTentacle(pod, facts)
 	o.Agent, o.Claim, o.Node, o.Code, o.Message = facts.Agent.String(), facts.ClaimName, res.Node, res.Code, res.Message
-	o.Warnings = append(o.Warnings, res.Warnings...)
-	if len(res.Patch) == 0 {
-		o.Decision = reason.Allowed
-		return admission.Allowed(res.Message)
-	}
-	o.Decision = reason.Mutated
-	return admission.Patched(res.Message, res.Patch...)
+	return admitted(o, res)
 }

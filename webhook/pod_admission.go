@@ -53,6 +53,17 @@ func noteResult(o *audit.Outcome, f workspace.Facts, res workspace.Result) {
 	o.Agent, o.Claim, o.Node, o.Code, o.Message = f.Agent.String(), f.ClaimName, res.Node, res.Code, res.Message
 }
 
+// admitted answers an admitting decision: its patch when it has one, its warnings always.
+func admitted(o *audit.Outcome, res workspace.Result) admission.Response {
+	o.Warnings = append(o.Warnings, res.Warnings...)
+	if len(res.Patch) == 0 {
+		o.Decision = reason.Allowed
+		return admission.Allowed(res.Message)
+	}
+	o.Decision = reason.Mutated
+	return admission.Patched(res.Message, res.Patch...)
+}
+
 // deniedFor refuses with msg; the denial's Event goes to an object of the agent.
 func deniedFor(o *audit.Outcome, f workspace.Facts, msg string) admission.Response {
 	o.Decision, o.EventTarget = reason.Denied, eventTarget(f)
