@@ -1,5 +1,8 @@
 // Command workspace-webhook serves the admission webhooks that give Octopus script pods their
 // agent's workspace and pin them to the node holding a ReadWriteOnce volume.
+//
+//	workspace-webhook [flags]              serve the webhooks
+//	workspace-webhook explain -f FILE ...  what the webhook would do with FILE, offline or from a cluster
 package main
 
 import (
@@ -14,6 +17,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "explain" {
+		os.Exit(runExplain(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	opts := app.DefaultOptions()
 	opts.Namespace = os.Getenv("POD_NAMESPACE")
 	opts.BindFlags(flag.CommandLine)

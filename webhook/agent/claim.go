@@ -74,3 +74,14 @@ func mountsClaim(p *corev1.Pod, claim string) bool {
 	}
 	return false
 }
+
+// ClaimOfScriptPod is the workspace claim a script pod names itself, and how it was found
+// (for explaining a pod without a cluster).
+func ClaimOfScriptPod(pod *corev1.Pod, mountPath string) (claim, source string) {
+	return scriptPodClaim(pod, nil, mountPath)
+}
+
+// ClaimOfTentacle is the workspace claim of a Tentacle pod, and how it was found.
+func ClaimOfTentacle(pod *corev1.Pod, mountPath string) (claim, source string) {
+	return tentacleClaim(pod, mountPath)
+}
