@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
@@ -94,5 +97,51 @@ func TestNFSStaticClaimGetsNoFalseWarning(t *testing.T) {
 		claim := a.Claim()
 		must(t, cp.Client.Get(ctx, client.ObjectKeyFromObject(claim), claim))
 		return claim.Status.Phase == corev1.ClaimBound, string(claim.Status.Phase)
+	})
+}
+
+// The agent chart's migration off NFS onto an existing volume through a class with no
+// provisioner: with persistence.size unlike the volume's capacity the re-created claim could
+// never bind; the claim webhook says so at creation, with the size to set. With the size set,
+// it binds and no warning is shown.
+func TestMigrationClaimThatCanNeverBindIsWarned(t *testing.T) {
+	ctx := ctxFor(t, 2*time.Minute)
+	nas := class("e2e-static-nas", "kubernetes.io/no-provisioner", map[string]string{
+		"workspace-webhook.io/supported-access-modes": `["ReadWriteOnce","ReadWriteMany"]`})
+	nas.VolumeBindingMode = ptr.To(storagev1.VolumeBindingImmediate)
+	createClasses(t, ctx, nas)
+	pv := tentacle.Agent{Namespace: "octopus-agent-migrated", Release: "migrated", Generation: 3, StorageClass: "e2e-static-nas", AccessModes: rwx}.Volume("e2e-static-nas")
+	pv.Name, pv.Spec.ClaimRef = "e2e-nas-share-8gi", nil
+	pv.Spec.Capacity = corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("8Gi")}
+	must(t, cp.Client.Create(ctx, pv))
+
+	a := tentacle.Agent{Namespace: "octopus-agent-migrated", Release: "migrated", Generation: 3, Storage: tentacle.StorageClass,
+		StorageClass: "e2e-static-nas", AccessModes: rwx}
+	_, err := cp.CreateNamespace(ctx, a.Namespace)
+	must(t, err)
+	c, warns := clientWithWarnings(t)
+	before := decisions(t)
+	must(t, c.Create(ctx, a.Claim(), client.DryRunAll)) // helm upgrade as the chart renders it: 10Gi
+	w := warns.all()
+	for _, want := range []string{"can only bind to an existing volume", "e2e-nas-share-8gi (8Gi", "--set persistence.size=8Gi"} {
+		if !strings.Contains(w, want) {
+			t.Fatalf("warning lacks %q: %q", want, w)
+		}
+	}
+	if after := decisions(t); after["validate-pvc/allowed/ClaimCannotBind"] != before["validate-pvc/allowed/ClaimCannotBind"]+1 {
+		t.Fatalf("not recorded as ClaimCannotBind: %v", after)
+	}
+
+	// --set persistence.size=8Gi: no warning, and it binds.
+	c, warns = clientWithWarnings(t)
+	claim := a.Claim()
+	claim.Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("8Gi")
+	must(t, c.Create(ctx, claim))
+	if w := warns.all(); w != "" {
+		t.Fatalf("warning on a claim that binds: %s", w)
+	}
+	eventually(t, ctx, "claim Bound to the static volume", func() (bool, string) {
+		must(t, cp.Client.Get(ctx, client.ObjectKeyFromObject(claim), claim))
+		return claim.Status.Phase == corev1.ClaimBound && claim.Spec.VolumeName == pv.Name, string(claim.Status.Phase)
 	})
 }

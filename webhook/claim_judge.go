@@ -30,7 +30,10 @@ type ClaimJudge struct {
 	Overrides func() *storage.Overrides
 	// DenyUnknown refuses classes of unknown capability instead of warning.
 	DenyUnknown bool
-	Metrics     *audit.Metrics
+	// DenyUnbindable refuses, instead of warning, a claim that can only bind to an existing
+	// volume when none can take it (CannotBind).
+	DenyUnbindable bool
+	Metrics        *audit.Metrics
 }
 
 // ClaimVerdict is the decision about one claim.
@@ -240,7 +243,7 @@ func (j *ClaimJudge) listVolumes(ctx context.Context) ([]corev1.PersistentVolume
 			out = append(out, corev1.PersistentVolume{
 				ObjectMeta: metav1.ObjectMeta{Name: pv.Name, Annotations: pickAnnotation(pv.Annotations, corev1.BetaStorageClassAnnotation)},
 				Spec: corev1.PersistentVolumeSpec{AccessModes: pv.Spec.AccessModes, VolumeMode: pv.Spec.VolumeMode,
-					StorageClassName: pv.Spec.StorageClassName, Capacity: pv.Spec.Capacity},
+					StorageClassName: pv.Spec.StorageClassName, Capacity: pv.Spec.Capacity, ClaimRef: claimRefOf(pv)},
 				Status: corev1.PersistentVolumeStatus{Phase: pv.Status.Phase},
 			})
 		}
@@ -248,6 +251,53 @@ func (j *ClaimJudge) listVolumes(ctx context.Context) ([]corev1.PersistentVolume
 			return out, nil
 		}
 	}
+}
+
+func claimRefOf(pv *corev1.PersistentVolume) *corev1.ObjectReference {
+	if r := pv.Spec.ClaimRef; r != nil {
+		return &corev1.ObjectReference{Namespace: r.Namespace, Name: r.Name}
+	}
+	return nil
+}
+
+// CannotBind explains why a claim being created can never bind, or returns "": a claim that
+// nothing provisions (it names its volume, or its class is kubernetes.io/no-provisioner) and
+// that no existing volume can take. The agent chart's migration off NFS hits it when
+// persistence.size differs from the static volume's capacity. One GET for a named volume, else
+// the bounded listing.
+func (j *ClaimJudge) CannotBind(ctx context.Context, claim *corev1.PersistentVolumeClaim) (string, error) {
+	if claim.Status.Phase == corev1.ClaimBound || j.Live == nil {
+		return "", nil
+	}
+	var classes storagev1.StorageClassList
+	if err := j.Cache.List(ctx, &classes); err != nil {
+		return "", fmt.Errorf("listing StorageClasses: %w", err)
+	}
+	class, found, _ := storage.ResolveClassName(claim, classes.Items)
+	provisioner := ""
+	if found {
+		provisioner = findClass(classes.Items, class).Provisioner
+	}
+	if !storage.NeedsExistingVolume(claim, provisioner) {
+		return "", nil
+	}
+	var volumes []corev1.PersistentVolume
+	if name := claim.Spec.VolumeName; name != "" {
+		var pv corev1.PersistentVolume
+		switch err := j.Live.Get(ctx, client.ObjectKey{Name: name}, &pv); {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return "", fmt.Errorf("reading PersistentVolume %s: %w", name, err)
+		default:
+			volumes = []corev1.PersistentVolume{pv}
+		}
+	} else {
+		var err error
+		if volumes, err = j.listVolumes(ctx); err != nil {
+			return "", err
+		}
+	}
+	return storage.Unbindable(claim, class, volumes), nil
 }
 
 func pickAnnotation(m map[string]string, key string) map[string]string {

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -48,6 +49,9 @@ func (v *ClaimValidator) handle(ctx context.Context, req admission.Request, o *a
 	if err != nil {
 		verdict = CheckFailed(claim, err)
 	}
+	if !verdict.Denied {
+		verdict = v.bindable(ctx, claim, verdict)
+	}
 	verdict.describe(o)
 	o.Code, o.Message = verdict.Code, verdict.Message
 	if verdict.Denied {
@@ -58,4 +62,21 @@ func (v *ClaimValidator) handle(ctx context.Context, req admission.Request, o *a
 	}
 	o.Decision = reason.Allowed
 	return admission.Allowed(verdict.Message)
+}
+
+// bindable adds the CannotBind finding to an admitting verdict: a warning, or a refusal with
+// --deny-unbindable-claims. A failure to check it is a warning, never a refusal.
+func (v *ClaimValidator) bindable(ctx context.Context, claim *corev1.PersistentVolumeClaim, verdict ClaimVerdict) ClaimVerdict {
+	why, err := v.Claims.CannotBind(ctx, claim)
+	switch {
+	case err != nil:
+		verdict.Warnings = append(verdict.Warnings, fmt.Sprintf("could not check that claim %s can bind (%v)", claimName(claim), err))
+	case why == "":
+	case v.Claims.DenyUnbindable:
+		verdict.Code, verdict.Denied, verdict.Message = reason.ClaimCannotBind, true, why
+	default:
+		verdict.Code, verdict.Message = reason.ClaimCannotBind, why
+		verdict.Warnings = append(verdict.Warnings, why)
+	}
+	return verdict
 }

@@ -169,7 +169,7 @@ func TestRenderedRBACIsSufficientAndLeast(t *testing.T) {
 		"list secrets cluster-wide":    sa.List(ctx, &corev1.SecretList{}),
 		"get the webhook's own secret": sa.Get(ctx, client.ObjectKey{Namespace: webhookNS, Name: "workspace-webhook-tls"}, &corev1.Secret{}),
 		"cordon a node":                sa.Patch(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"unschedulable":true}}`))),
-		"get a volume by name":         sa.Get(ctx, client.ObjectKey{Name: "pv-x"}, &corev1.PersistentVolume{}),
+		"delete a volume":              sa.Delete(ctx, &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pv-x"}}),
 		"delete an event":              sa.DeleteAllOf(ctx, &eventsv1.Event{}, client.InNamespace(b.Namespace)),
 		"get another secret":           sa.Get(ctx, client.ObjectKey{Namespace: "default", Name: "x"}, &corev1.Secret{}),
 		"create a pod":                 sa.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: a.Namespace}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}),

@@ -162,7 +162,7 @@ func newManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 	srv.Register(MutateTentaclePath, wh.NewReviewServer(&wh.TentacleMutator{
 		Finder: finder, MountPath: opts.Workspace.MountPath, Recorder: recorder,
 	}, true, log.WithName("admission")))
-	claims := &wh.ClaimJudge{Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), DenyUnknown: opts.DenyUnknownCapability, Metrics: metrics}
+	claims := &wh.ClaimJudge{Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), DenyUnknown: opts.DenyUnknownCapability, DenyUnbindable: opts.DenyUnbindableClaims, Metrics: metrics}
 	if opts.CapabilityOverrides != "" {
 		watcher := storage.NewOverrideWatcher(opts.CapabilityOverrides, storage.WatcherOptions{
 			OnError: func(err error) { log.Error(err, "capability override file rejected; keeping the last good one") },

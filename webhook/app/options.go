@@ -50,6 +50,9 @@ type Options struct {
 	CapabilityOverrides string
 	// DenyUnknownCapability refuses ReadWriteMany claims on classes of unknown capability.
 	DenyUnknownCapability bool
+	// DenyUnbindableClaims refuses claims that can only bind to an existing volume when none
+	// can take them (default: admit with a warning).
+	DenyUnbindableClaims bool
 	// CacheSyncTimeout bounds how long start-up waits for the informer caches.
 	CacheSyncTimeout time.Duration
 }
@@ -105,6 +108,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	})
 	fs.DurationVar(&o.CertCheckInterval, "cert-check-interval", o.CertCheckInterval, "How often the self-managed mode checks its CA, serving certificate and caBundles.")
 	fs.StringVar(&o.CapabilityOverrides, "capability-overrides", o.CapabilityOverrides, "YAML file of provisioner ReadWriteMany overrides; reloaded when it changes.")
+	fs.BoolVar(&o.DenyUnbindableClaims, "deny-unbindable-claims", o.DenyUnbindableClaims, "Refuse claims that can only bind to an existing PersistentVolume (volumeName, or a kubernetes.io/no-provisioner class) when none can take them (default: admit with a warning).")
 	fs.BoolVar(&o.DenyUnknownCapability, "deny-unknown-capability", o.DenyUnknownCapability, "Refuse ReadWriteMany claims on classes whose capability is unknown (default: admit with a warning).")
 }
 

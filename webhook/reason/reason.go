@@ -79,6 +79,10 @@ const (
 	// ReadWriteManyUnknown: RWX requested from a class of unknown capability, and the admin
 	// configured unknown to be denied.
 	ReadWriteManyUnknown Code = "ReadWriteManyUnknown"
+	// ClaimCannotBind: the claim can only bind to an existing volume (it names one, or its
+	// class has no provisioner) and none can take it; refused with --deny-unbindable-claims,
+	// else admitted with this code and a warning.
+	ClaimCannotBind Code = "ClaimCannotBind"
 	// InvalidRequest: the AdmissionReview or its object could not be decoded.
 	InvalidRequest Code = "InvalidRequest"
 	// InternalError: the webhook could not gather its facts (API server or cache failure).
@@ -120,7 +124,7 @@ func All() []Code {
 		AgentNotFound, WorkspaceClaimUnknown, WorkspaceClaimNotFound, ReadWriteOncePodWorkspace,
 		WorkspaceNodeUnknown, ConflictingNodePin, WorkspaceNotMounted, WorkspaceNotPinned,
 		WorkspaceNodeGone, WorkspaceNodeNotReady, WorkspaceNodeTainted, WorkspaceNodeCordoned, WorkspaceMoved,
-		ReadWriteManyUnsupported, ReadWriteManyUnknown, InvalidRequest, InternalError,
+		ReadWriteManyUnsupported, ReadWriteManyUnknown, ClaimCannotBind, InvalidRequest, InternalError,
 		WorkspaceValid, ReadWriteManySupported, ReadWriteManyUnverified, NotReadWriteMany, NoStorageClass,
 		ReadWriteManyBound, StaticallyBound, CapabilityCheckFailed, OutOfScope,
 	}
