@@ -3,6 +3,7 @@
 //
 //	workspace-webhook [flags]              serve the webhooks
 //	workspace-webhook explain -f FILE ...  what the webhook would do with FILE, offline or from a cluster
+//	workspace-webhook doctor [flags]       every agent's storage, the classes, and each problem's fix
 package main
 
 import (
@@ -17,8 +18,13 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "explain" {
-		os.Exit(runExplain(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "explain":
+			os.Exit(runExplain(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+		case "doctor":
+			os.Exit(runDoctor(os.Args[2:], os.Stdout, os.Stderr))
+		}
 	}
 	opts := app.DefaultOptions()
 	opts.Namespace = os.Getenv("POD_NAMESPACE")

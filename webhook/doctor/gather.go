@@ -1,0 +1,82 @@
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/discovery"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/octopus-agent-tools/workspace-webhook/manifests/base"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/agent"
+)
+
+// Gather reads a Snapshot from a cluster, in namespace ("" = all). The webhook's
+// configurations are read by the names the manifests give them.
+func Gather(ctx context.Context, c client.Reader, disc discovery.ServerGroupsInterface, namespace string) (Snapshot, error) {
+	s := Snapshot{Now: time.Now()}
+	var err error
+	if s.ShippedMutating, s.ShippedValidating, err = base.WebhookConfigurations(); err != nil {
+		return s, err
+	}
+	var classes storagev1.StorageClassList
+	if err := c.List(ctx, &classes); err != nil {
+		return s, fmt.Errorf("listing StorageClasses: %w", err)
+	}
+	s.Classes = classes.Items
+	var pvs corev1.PersistentVolumeList
+	if err := c.List(ctx, &pvs); err != nil {
+		return s, fmt.Errorf("listing PersistentVolumes: %w", err)
+	}
+	s.Volumes = pvs.Items
+	in := client.InNamespace(namespace)
+	var claims corev1.PersistentVolumeClaimList
+	if err := c.List(ctx, &claims, in); err != nil {
+		return s, fmt.Errorf("listing PersistentVolumeClaims: %w", err)
+	}
+	s.Claims = claims.Items
+	// The agent chart's pods (every generation labels them with the chart) and script pods.
+	for _, sel := range []client.HasLabels{{agent.ChartLabel}, {agent.ScriptTicketLabel}} {
+		var pods corev1.PodList
+		if err := c.List(ctx, &pods, in, sel); err != nil {
+			return s, fmt.Errorf("listing pods: %w", err)
+		}
+		s.Pods = append(s.Pods, pods.Items...)
+	}
+	var nodes corev1.NodeList
+	if err := c.List(ctx, &nodes); err != nil {
+		return s, fmt.Errorf("listing nodes: %w", err)
+	}
+	s.Nodes = len(nodes.Items)
+	if disc != nil {
+		groups, err := disc.ServerGroups()
+		if err != nil {
+			return s, fmt.Errorf("discovering API groups: %w", err)
+		}
+		for _, g := range groups.Groups {
+			s.OpenShift = s.OpenShift || g.Name == "security.openshift.io"
+		}
+	}
+	m := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	switch err := c.Get(ctx, client.ObjectKey{Name: s.ShippedMutating.Name}, m); {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return s, fmt.Errorf("reading MutatingWebhookConfiguration %s: %w", s.ShippedMutating.Name, err)
+	default:
+		s.Mutating = m
+	}
+	v := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	switch err := c.Get(ctx, client.ObjectKey{Name: s.ShippedValidating.Name}, v); {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return s, fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", s.ShippedValidating.Name, err)
+	default:
+		s.Validating = v
+	}
+	return s, nil
+}
