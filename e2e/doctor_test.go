@@ -2,14 +2,17 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
 	"k8s.io/utils/ptr"
 
@@ -58,7 +61,7 @@ func TestDoctorReportsTheCluster(t *testing.T) {
 
 	disc, err := discovery.NewDiscoveryClientForConfig(cp.Config)
 	must(t, err)
-	snap, err := doctor.Gather(ctx, cp.Client, disc, "")
+	snap, err := doctor.Gather(ctx, cp.Client, disc, doctor.Scope{})
 	must(t, err)
 	report := doctor.Diagnose(snap, storage.Judge{}, "/octopus")
 
@@ -110,4 +113,45 @@ func TestDoctorReportsTheCluster(t *testing.T) {
 		t.Fatalf("json round trip: %d/%d agents, %d/%d problems, worst %s", len(decoded.Agents), len(report.Agents), len(decoded.Problems), len(report.Problems), report.Worst())
 	}
 	t.Logf("doctor on the e2e cluster:\n%s", table.String())
+}
+
+// A broken installation of the webhook's configurations (an entry missing, a weakened
+// failurePolicy, a caBundle that is not a certificate, a Service with no endpoints) is
+// reported, each with its fix. The copies select no namespace, so they change nothing else.
+func TestDoctorReportsABrokenWebhookInstall(t *testing.T) {
+	ctx := ctxFor(t, 2*time.Minute)
+	m, v := manifestWebhooks(t)
+	m.Name, v.Name = "e2e-broken-workspace-webhook", "e2e-broken-workspace-webhook"
+	nowhere := &metav1.LabelSelector{MatchLabels: map[string]string{"e2e.workspace-webhook.io/nowhere": "true"}}
+	for i := range m.Webhooks {
+		m.Webhooks[i].NamespaceSelector = nowhere
+		m.Webhooks[i].ClientConfig.CABundle = cp.WebhookInstallOptions.LocalServingCAData
+	}
+	m.Webhooks[0].FailurePolicy = ptr.To(admissionregistrationv1.Ignore)
+	m.Webhooks[1].ClientConfig.CABundle = []byte("not a certificate")
+	for i := range v.Webhooks {
+		v.Webhooks[i].NamespaceSelector = nowhere
+		v.Webhooks[i].ClientConfig.CABundle = cp.WebhookInstallOptions.LocalServingCAData
+	}
+	v.Webhooks = v.Webhooks[1:]
+	must(t, cp.Client.Create(ctx, m))
+	must(t, cp.Client.Create(ctx, v))
+	t.Cleanup(func() { _ = cp.Client.Delete(context.Background(), m); _ = cp.Client.Delete(context.Background(), v) })
+
+	disc, err := discovery.NewDiscoveryClientForConfig(cp.Config)
+	must(t, err)
+	snap, err := doctor.Gather(ctx, cp.Client, disc, doctor.Scope{Namespace: "none-such", MutatingName: m.Name, ValidatingName: v.Name})
+	must(t, err)
+	var b bytes.Buffer
+	must(t, doctor.Print(&b, doctor.Diagnose(snap, storage.Judge{}, "/octopus"), "table"))
+	for _, want := range []string{
+		"[error] webhook script-pod-validation.workspace-webhook.io: missing from the validating configuration",
+		"[warning] webhook script-pod-workspace.workspace-webhook.io: failurePolicy Ignore, shipped Fail",
+		"[error] webhook tentacle-pod-placement.workspace-webhook.io: caBundle holds no valid PEM certificate",
+		"[error] service octopus-workspace-webhook/workspace-webhook: the webhook's Service has no ready endpoints",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
+	}
 }

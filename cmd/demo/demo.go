@@ -12,7 +12,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -21,6 +24,8 @@ import (
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/doctor"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/storage"
 )
 
 const scriptPodLabel = "octopus.com/scriptTicketId"
@@ -84,6 +89,14 @@ func run(ctx context.Context, out io.Writer, keepRunning bool) error {
 			return err
 		}
 		say(out, "    scheduled to %s, the node holding the workspace volume (Tentacle runs on %s)", node, tentaclePod.Spec.NodeName)
+	}
+
+	if err := refusedClaim(ctx, out, cp); err != nil {
+		return err
+	}
+	say(out, "==> workspace-webhook doctor on this cluster:")
+	if err := doctorReport(ctx, out, cp); err != nil {
+		return err
 	}
 
 	if !keepRunning {
@@ -258,4 +271,46 @@ func freeAddr() string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// refusedClaim shows the claim webhook refusing, at once, a ReadWriteMany claim that an EBS
+// class could never serve (it would stay Pending until helm install --atomic times out).
+func refusedClaim(ctx context.Context, out io.Writer, cp *controlplane.ControlPlane) error {
+	gp2 := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "gp2"}, Provisioner: "ebs.csi.aws.com"}
+	if err := cp.Client.Create(ctx, gp2); err != nil {
+		return err
+	}
+	rwx := tentacle.Agent{Namespace: "octopus-agent-demo-rwx", Release: "demo-rwx", Generation: 3, Storage: tentacle.StorageClass,
+		StorageClass: gp2.Name, AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}}
+	if _, err := cp.CreateNamespace(ctx, rwx.Namespace); err != nil {
+		return err
+	}
+	say(out, "==> creating agent claim %s/%s: ReadWriteMany on StorageClass gp2 (ebs.csi.aws.com)", rwx.Namespace, rwx.ClaimName())
+	err := poll(ctx, 10*time.Second, func() (bool, error) { // the webhook's StorageClass informer
+		err := cp.Client.Create(ctx, rwx.Claim(), client.DryRunAll)
+		return err != nil && strings.Contains(err.Error(), "cannot serve it"), nil
+	})
+	if err != nil {
+		return fmt.Errorf("the RWX claim on EBS was not refused: %w", err)
+	}
+	err = cp.Client.Create(ctx, rwx.Claim())
+	say(out, "    refused at once: %v", err)
+	return nil
+}
+
+func doctorReport(ctx context.Context, out io.Writer, cp *controlplane.ControlPlane) error {
+	disc, err := discovery.NewDiscoveryClientForConfig(cp.Config)
+	if err != nil {
+		return err
+	}
+	snap, err := doctor.Gather(ctx, cp.Client, disc, doctor.Scope{})
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	if err := doctor.Print(&b, doctor.Diagnose(snap, storage.Judge{}, "/octopus"), "table"); err != nil {
+		return err
+	}
+	say(out, "%s", indent(b.String(), "    "))
+	return nil
 }

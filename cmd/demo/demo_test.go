@@ -32,6 +32,9 @@ func TestDemoRunsEndToEnd(t *testing.T) {
 		"+           matchFields:",
 		"+   - name: tentacle-home",
 		"scheduled to node-2, the node holding the workspace volume",
+		`refused at once: admission webhook "agent-claim-access-modes.workspace-webhook.io" denied the request`,
+		"==> workspace-webhook doctor on this cluster:",
+		"octopus-agent-demo  demo", "RWO pinned",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, got)

@@ -36,6 +36,9 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	output := fs.String("o", "table", "Output: table, json or yaml.")
 	failOn := fs.String("fail-on", "error", "Exit 1 on problems of this severity or worse: warning, error or none.")
 	mountPath := fs.String("workspace-path", workspace.DefaultConfig().MountPath, "Path at which script containers expect the workspace.")
+	var scope doctor.Scope
+	fs.StringVar(&scope.MutatingName, "mutating-webhook-configuration", "", "The webhook's MutatingWebhookConfiguration (default: the manifests' name).")
+	fs.StringVar(&scope.ValidatingName, "validating-webhook-configuration", "", "The webhook's ValidatingWebhookConfiguration (default: the manifests' name).")
 	overrides := fs.String("capability-overrides", "", "The webhook's capability override file, to judge classes as the webhook does.")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -70,7 +73,8 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "error:", err)
 		return 1
 	}
-	snap, err := doctor.Gather(context.Background(), c, disc, *namespace)
+	scope.Namespace = *namespace
+	snap, err := doctor.Gather(context.Background(), c, disc, scope)
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
 		return 1

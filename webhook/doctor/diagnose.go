@@ -31,6 +31,9 @@ type Snapshot struct {
 	// missing); ShippedMutating and ShippedValidating are the ones this binary ships.
 	Mutating, ShippedMutating     *admissionregistrationv1.MutatingWebhookConfiguration
 	Validating, ShippedValidating *admissionregistrationv1.ValidatingWebhookConfiguration
+	// ReadyEndpoints counts, per "namespace/service" the webhook configurations call, the
+	// ready endpoints of its EndpointSlices (absent: not looked up, e.g. webhooks by URL).
+	ReadyEndpoints map[string]int
 	// Now is when the snapshot was taken (certificate expiry, stuck pods).
 	Now time.Time
 }
@@ -341,6 +344,16 @@ func webhookProblems(s Snapshot) []Problem {
 			return out
 		}
 	}
+	services := map[string]bool{}
+	for _, svc := range webhookServices(s) {
+		services[svc] = true
+	}
+	for svc := range services {
+		if n, looked := s.ReadyEndpoints[svc]; looked && n == 0 {
+			out = append(out, Problem{Error, "service " + svc, "the webhook's Service has no ready endpoints: with failurePolicy Fail every script pod is refused",
+				"kubectl -n " + strings.Split(svc, "/")[0] + " get pods,endpointslices; check the webhook Deployment's readiness (certificates, RBAC)"})
+		}
+	}
 	have, want := collect(s.Mutating, s.Validating), collect(s.ShippedMutating, s.ShippedValidating)
 	names := make([]string, 0, len(want))
 	for n := range want {
@@ -392,3 +405,27 @@ func caProblems(name string, ca []byte, now time.Time) []Problem {
 	}
 	return nil
 }
+
+// webhookServices are the "namespace/name" Services the cluster's configurations call.
+func webhookServices(s Snapshot) []string {
+	var out []string
+	add := func(cc admissionregistrationv1.WebhookClientConfig) {
+		if cc.Service != nil {
+			out = append(out, cc.Service.Namespace+"/"+cc.Service.Name)
+		}
+	}
+	if s.Mutating != nil {
+		for _, w := range s.Mutating.Webhooks {
+			add(w.ClientConfig)
+		}
+	}
+	if s.Validating != nil {
+		for _, w := range s.Validating.Webhooks {
+			add(w.ClientConfig)
+		}
+	}
+	return out
+}
+
+// WebhookServices are the Services whose endpoints Gather counts.
+func (s Snapshot) WebhookServices() []string { return webhookServices(s) }

@@ -236,3 +236,23 @@ func TestNFSMigrationAdvice(t *testing.T) {
 		}
 	}
 }
+
+// A webhook Service with no ready endpoints is an error: with failurePolicy Fail every
+// script pod would be refused.
+func TestNoReadyEndpoints(t *testing.T) {
+	s := snapshot(t)
+	s.ReadyEndpoints = map[string]int{"octopus-workspace-webhook/workspace-webhook": 0}
+	r := Diagnose(s, storage.Judge{}, "/octopus")
+	for _, p := range r.Problems {
+		if p.Severity == Error && p.Object == "service octopus-workspace-webhook/workspace-webhook" && strings.Contains(p.Problem, "no ready endpoints") {
+			s.ReadyEndpoints["octopus-workspace-webhook/workspace-webhook"] = 2
+			for _, p := range Diagnose(s, storage.Judge{}, "/octopus").Problems {
+				if strings.Contains(p.Problem, "no ready endpoints") {
+					t.Fatal("reported with 2 ready endpoints")
+				}
+			}
+			return
+		}
+	}
+	t.Fatalf("no endpoint problem in %+v", r.Problems)
+}

@@ -3,10 +3,12 @@ package doctor
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/discovery"
@@ -16,14 +18,28 @@ import (
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/agent"
 )
 
-// Gather reads a Snapshot from a cluster, in namespace ("" = all). The webhook's
-// configurations are read by the names the manifests give them.
-func Gather(ctx context.Context, c client.Reader, disc discovery.ServerGroupsInterface, namespace string) (Snapshot, error) {
+// Scope is what Gather reads: the agents of one namespace ("" = all), and the webhook
+// configurations by name ("" = the names the manifests give them).
+type Scope struct {
+	Namespace                    string
+	MutatingName, ValidatingName string
+}
+
+// Gather reads a Snapshot from a cluster.
+func Gather(ctx context.Context, c client.Reader, disc discovery.ServerGroupsInterface, scope Scope) (Snapshot, error) {
 	s := Snapshot{Now: time.Now()}
 	var err error
 	if s.ShippedMutating, s.ShippedValidating, err = base.WebhookConfigurations(); err != nil {
 		return s, err
 	}
+	mName, vName := s.ShippedMutating.Name, s.ShippedValidating.Name
+	if scope.MutatingName != "" {
+		mName = scope.MutatingName
+	}
+	if scope.ValidatingName != "" {
+		vName = scope.ValidatingName
+	}
+	namespace := scope.Namespace
 	var classes storagev1.StorageClassList
 	if err := c.List(ctx, &classes); err != nil {
 		return s, fmt.Errorf("listing StorageClasses: %w", err)
@@ -63,20 +79,40 @@ func Gather(ctx context.Context, c client.Reader, disc discovery.ServerGroupsInt
 		}
 	}
 	m := &admissionregistrationv1.MutatingWebhookConfiguration{}
-	switch err := c.Get(ctx, client.ObjectKey{Name: s.ShippedMutating.Name}, m); {
+	switch err := c.Get(ctx, client.ObjectKey{Name: mName}, m); {
 	case apierrors.IsNotFound(err):
 	case err != nil:
-		return s, fmt.Errorf("reading MutatingWebhookConfiguration %s: %w", s.ShippedMutating.Name, err)
+		return s, fmt.Errorf("reading MutatingWebhookConfiguration %s: %w", mName, err)
 	default:
 		s.Mutating = m
 	}
 	v := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-	switch err := c.Get(ctx, client.ObjectKey{Name: s.ShippedValidating.Name}, v); {
+	switch err := c.Get(ctx, client.ObjectKey{Name: vName}, v); {
 	case apierrors.IsNotFound(err):
 	case err != nil:
-		return s, fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", s.ShippedValidating.Name, err)
+		return s, fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", vName, err)
 	default:
 		s.Validating = v
+	}
+	s.ReadyEndpoints = map[string]int{}
+	for _, svc := range s.WebhookServices() {
+		if _, done := s.ReadyEndpoints[svc]; done {
+			continue
+		}
+		ns, name, _ := strings.Cut(svc, "/")
+		var slices discoveryv1.EndpointSliceList
+		if err := c.List(ctx, &slices, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: name}); err != nil {
+			return s, fmt.Errorf("listing EndpointSlices of %s: %w", svc, err)
+		}
+		ready := 0
+		for _, sl := range slices.Items {
+			for _, e := range sl.Endpoints {
+				if e.Conditions.Ready == nil || *e.Conditions.Ready {
+					ready++
+				}
+			}
+		}
+		s.ReadyEndpoints[svc] = ready
 	}
 	return s, nil
 }
