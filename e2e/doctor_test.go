@@ -38,8 +38,10 @@ func TestDoctorReportsTheCluster(t *testing.T) {
 
 	nfs := tentacle.Agent{Namespace: "doctor-v2-nfs", Release: "doctor-nfs", Generation: 2, Storage: tentacle.StorageNFS, NodeSelector: onNode("node-1")}
 	pinned := tentacle.Agent{Namespace: "doctor-v3-rwo", Release: "doctor-rwo", Generation: 3, Storage: tentacle.StorageStatic, AccessModes: rwo, NodeSelector: onNode("node-2")}
+	worker := tentacle.Agent{Namespace: "doctor-v3-worker", Release: "doctor-worker", Generation: 3, Worker: true, Storage: tentacle.StorageStatic, AccessModes: rwo, NodeSelector: onNode("node-3")}
 	installAgent(t, ctx, nfs, true)
 	installAgent(t, ctx, pinned, true)
+	installAgent(t, ctx, worker, true)
 	must(t, createScriptPod(t, ctx, pinned.ScriptPod("doctor01", pinned.NormalStyle())))
 	// Installed before the webhook: an RWX claim on EBS that stays Pending, nameOverride.
 	stuck := tentacle.Agent{Namespace: "doctor-v2-stuck", Release: "doctor-stuck", Generation: 2, NameOverride: "build-agent",
@@ -73,6 +75,7 @@ func TestDoctorReportsTheCluster(t *testing.T) {
 		nfs.Namespace:    "in-cluster NFS node-1 octopus-agent 2.51.2",
 		pinned.Namespace: "RWO pinned node-2 octopus-agent 3.13.2",
 		stuck.Namespace:  "RWX spread - build-agent 2.51.2",
+		worker.Namespace: "RWO pinned node-3 octopus-agent 3.13.2",
 	} {
 		a := rows[ns]
 		node := a.Node
@@ -82,6 +85,9 @@ func TestDoctorReportsTheCluster(t *testing.T) {
 		if got := a.Mode + " " + node + " " + a.Name + " " + a.ChartVersion; got != want {
 			t.Errorf("agent %s: %q, want %q", ns, got, want)
 		}
+	}
+	if !rows[worker.Namespace].Worker || rows[pinned.Namespace].Worker {
+		t.Errorf("worker mode: %+v / %+v", rows[worker.Namespace], rows[pinned.Namespace])
 	}
 	if n := rows[pinned.Namespace].ScriptPods["node-2"]; n != 1 {
 		t.Errorf("script pods of %s: %v", pinned.Namespace, rows[pinned.Namespace].ScriptPods)
@@ -102,10 +108,17 @@ func TestDoctorReportsTheCluster(t *testing.T) {
 	}
 	// The NFS fix names a class this cluster can serve ReadWriteMany with, and a static target
 	// gets the persistence.size of its volume.
+	fixed := false
 	for _, p := range report.Problems {
-		if strings.HasPrefix(p.Object, "agent doctor-v2-nfs/") && strings.Contains(p.Fix, `storageClassName="e2e-doctor-nas"`) && !strings.Contains(p.Fix, "--set persistence.size=8Gi") {
-			t.Errorf("static target without its size: %s", p.Fix)
+		if strings.HasPrefix(p.Object, "agent doctor-v2-nfs/") {
+			fixed = true
+			if !strings.Contains(p.Fix, `--set persistence.storageClassName="e2e-doctor-nas" --set persistence.size=8Gi`) {
+				t.Errorf("want the static class (not the Azure Files one doctor warns about) with its volume's size: %s", p.Fix)
+			}
 		}
+	}
+	if !fixed {
+		t.Error("no fix for the NFS agent")
 	}
 	var decoded doctor.Report
 	must(t, json.Unmarshal(js.Bytes(), &decoded))

@@ -241,6 +241,12 @@ func (a *installed) nfsMigration(s Snapshot, row AgentRow, rwxClasses []string) 
 		return p
 	}
 	class := rwxClasses[0]
+	for _, name := range rwxClasses { // never recommend a class doctor warns about
+		if c := classNamed(s, name); c != nil && len(azureFilesProblems(c)) == 0 {
+			class = name
+			break
+		}
+	}
 	size := ""
 	if c := classNamed(s, class); c != nil && storage.NormalizeProvisioner(c.Provisioner) == "kubernetes.io/no-provisioner" {
 		size = staticSize(s, class)

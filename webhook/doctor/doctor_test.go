@@ -181,9 +181,9 @@ func TestDiagnoseFindsEachProblem(t *testing.T) {
 		text += string(p.Severity) + " " + p.Object + ": " + p.Problem + " FIX " + p.Fix + "\n"
 	}
 	for _, want := range []string{
-		// NFS migration to the RWX class found here, with the chart version and release.
+		// NFS migration to an RWX class found here (not the Azure Files one it warns about), with the chart version and release.
 		`warning agent octopus-agent-legacy/legacy: uses the chart's in-cluster NFS server`,
-		`helm upgrade --reuse-values --atomic --set persistence.storageClassName="azurefile" --namespace octopus-agent-legacy --version "1.24.0" legacy oci://registry-1.docker.io/octopusdeploy/kubernetes-agent`,
+		`helm upgrade --reuse-values --atomic --set persistence.storageClassName="efs" --namespace octopus-agent-legacy --version "1.24.0" legacy oci://registry-1.docker.io/octopusdeploy/kubernetes-agent`,
 		`(ReadWriteMany-capable classes here: azurefile, efs, static-nas)`,
 		`warning storageclass azurefile: Azure Files with skuName Standard_LRS`, `PremiumV2_LRS or PremiumV2_ZRS`,
 		`error claim octopus-agent-builds/build-agent-builds-pvc: asks for ReadWriteMany on StorageClass "gp2"`,
