@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"sort"
@@ -328,17 +329,22 @@ func webhookProblems(s Snapshot) []Problem {
 		name, path string
 		fp         *admissionregistrationv1.FailurePolicyType
 		ca         []byte
+		scope      map[string]any // what decides which requests reach the webhook, and how
 	}
 	collect := func(m *admissionregistrationv1.MutatingWebhookConfiguration, v *admissionregistrationv1.ValidatingWebhookConfiguration) map[string]entry {
 		out := map[string]entry{}
 		if m != nil {
 			for _, w := range m.Webhooks {
-				out[w.Name] = entry{w.Name, "mutating", w.FailurePolicy, w.ClientConfig.CABundle}
+				out[w.Name] = entry{w.Name, "mutating", w.FailurePolicy, w.ClientConfig.CABundle, map[string]any{
+					"rules": w.Rules, "objectSelector": w.ObjectSelector, "namespaceSelector": w.NamespaceSelector, "matchConditions": w.MatchConditions,
+					"sideEffects": w.SideEffects, "timeoutSeconds": w.TimeoutSeconds, "reinvocationPolicy": w.ReinvocationPolicy}}
 			}
 		}
 		if v != nil {
 			for _, w := range v.Webhooks {
-				out[w.Name] = entry{w.Name, "validating", w.FailurePolicy, w.ClientConfig.CABundle}
+				out[w.Name] = entry{w.Name, "validating", w.FailurePolicy, w.ClientConfig.CABundle, map[string]any{
+					"rules": w.Rules, "objectSelector": w.ObjectSelector, "namespaceSelector": w.NamespaceSelector, "matchConditions": w.MatchConditions,
+					"sideEffects": w.SideEffects, "timeoutSeconds": w.TimeoutSeconds}}
 			}
 		}
 		return out
@@ -379,6 +385,17 @@ func webhookProblems(s Snapshot) []Problem {
 			}
 			out = append(out, Problem{Warning, "webhook " + n, fmt.Sprintf("failurePolicy %s, shipped %s", got, *w.fp),
 				"re-apply the manifests, or document why this cluster differs"})
+		}
+		var differ []string
+		for field, shipped := range w.scope {
+			if !equalJSON(shipped, h.scope[field]) {
+				differ = append(differ, field)
+			}
+		}
+		if len(differ) > 0 {
+			sort.Strings(differ)
+			out = append(out, Problem{Warning, "webhook " + n, "differs from the shipped manifests in " + strings.Join(differ, ", "),
+				"re-apply the manifests of this version (an older install, or an edit, changes what the webhook sees)"})
 		}
 		out = append(out, caProblems(n, h.ca, s.Now)...)
 	}
@@ -435,3 +452,17 @@ func webhookServices(s Snapshot) []string {
 
 // WebhookServices are the Services whose endpoints Gather counts.
 func (s Snapshot) WebhookServices() []string { return webhookServices(s) }
+
+// equalJSON compares API values as the API server stores them (nil and empty alike).
+func equalJSON(a, b any) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	norm := func(j []byte) string {
+		switch string(j) {
+		case "null", "[]", "{}":
+			return ""
+		}
+		return string(j)
+	}
+	return norm(ja) == norm(jb)
+}

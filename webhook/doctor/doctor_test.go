@@ -117,6 +117,7 @@ func snapshot(t *testing.T) Snapshot {
 		v.Webhooks[i].ClientConfig.CABundle = good
 	}
 	v.Webhooks = v.Webhooks[1:] // the script-pod validation removed
+	v.Webhooks[0].ObjectSelector = nil // an old install that judged only default-named claims
 	return Snapshot{
 		Now:   now,
 		Nodes: 3,
@@ -190,6 +191,7 @@ func TestDiagnoseFindsEachProblem(t *testing.T) {
 		`warning pod octopus-agent-prod/octopus-script-c: script pod Pending for 10m0s`,
 		`error webhook script-pod-validation.workspace-webhook.io: missing from the validating configuration`,
 		`warning webhook script-pod-workspace.workspace-webhook.io: failurePolicy Ignore, shipped Fail`,
+		`warning webhook agent-claim-access-modes.workspace-webhook.io: differs from the shipped manifests in objectSelector`,
 		`warning webhook script-pod-workspace.workspace-webhook.io: caBundle certificate "workspace-webhook-ca" expires at 2026-12-11`,
 	} {
 		if !strings.Contains(text, want) {
