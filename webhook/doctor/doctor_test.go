@@ -116,7 +116,7 @@ func snapshot(t *testing.T) Snapshot {
 	for i := range v.Webhooks {
 		v.Webhooks[i].ClientConfig.CABundle = good
 	}
-	v.Webhooks = v.Webhooks[1:] // the script-pod validation removed
+	v.Webhooks = v.Webhooks[1:]        // the script-pod validation removed
 	v.Webhooks[0].ObjectSelector = nil // an old install that judged only default-named claims
 	return Snapshot{
 		Now:   now,
