@@ -123,7 +123,7 @@ func (f *Finder) locate(ctx context.Context, facts *workspace.Facts, tentacles [
 // means it is gone.
 func (f *Finder) node(ctx context.Context, name string) (*corev1.Node, bool, error) {
 	var n corev1.Node
-	err := f.Cache.Get(ctx, types.NamespacedName{Name: name}, &n)
+	err := f.Cache.Get(ctx, types.NamespacedName{Name: name}, &n, client.UnsafeDisableDeepCopy) // read-only
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, true, nil
@@ -161,32 +161,49 @@ func onlyClaim(claims map[string]string, tentacles []corev1.Pod, mountPath strin
 // (component label), the v1/v2 cache (default name label), and when neither holds one, a
 // live list of the release's pods (nameOverride on v1/v2). Only pods IsTentacle accepts.
 func (f *Finder) tentaclePods(ctx context.Context, agent workspace.AgentRef) ([]corev1.Pod, error) {
-	var out []corev1.Pod
-	seen := map[types.UID]bool{}
-	collect := func(r client.Reader, sel client.MatchingLabels) error {
+	list := func(r client.Reader, sel client.MatchingLabels) ([]corev1.Pod, error) {
 		if agent.Release != "" {
 			sel[InstanceLabel] = agent.Release
 		}
 		var pods corev1.PodList
 		// Read-only use: skip the deep copy of every cached pod.
 		if err := r.List(ctx, &pods, client.InNamespace(agent.Namespace), sel, client.UnsafeDisableDeepCopy); err != nil {
-			return fmt.Errorf("listing Tentacle pods in %s: %w", agent.Namespace, err)
+			return nil, fmt.Errorf("listing Tentacle pods in %s: %w", agent.Namespace, err)
 		}
-		out = appendTentacles(out, seen, pods.Items, f.MountPath)
-		return nil
+		return pods.Items, nil
 	}
-	if err := collect(f.Cache, client.MatchingLabels{ComponentLabel: TentacleValue}); err != nil {
+	out, err := list(f.Cache, client.MatchingLabels{ComponentLabel: TentacleValue})
+	if err != nil {
 		return nil, err
 	}
+	out = keepTentacles(out, f.MountPath)
+	seen := map[types.UID]bool{}
+	for i := range out {
+		seen[out[i].UID] = true
+	}
 	if f.LegacyPods != nil {
-		if err := collect(f.LegacyPods, client.MatchingLabels{ChartNameLabel: ChartName}); err != nil {
+		legacy, err := list(f.LegacyPods, client.MatchingLabels{ChartNameLabel: ChartName})
+		if err != nil {
 			return nil, err
 		}
+		// A chart v3 pod with the default name is in both caches; only v1/v2 pods are added.
+		out = appendTentacles(out, seen, legacy, f.MountPath)
 	}
 	if len(out) > 0 || f.Live == nil {
 		return out, nil
 	}
 	return f.liveTentaclePods(ctx, agent, seen)
+}
+
+// keepTentacles filters pods in place (no copies on the hot path).
+func keepTentacles(pods []corev1.Pod, mountPath string) []corev1.Pod {
+	kept := pods[:0]
+	for i := range pods {
+		if IsTentacle(&pods[i], mountPath) {
+			kept = append(kept, pods[i])
+		}
+	}
+	return kept
 }
 
 // liveTentaclePods lists, page by page, the pods of the agent's release (or of any release
