@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,5 +48,17 @@ func TestExplainFromTheClusterPredictsTheWebhook(t *testing.T) {
 	}
 	if got := waitScheduled(t, ctx, pod); got != "node-3" {
 		t.Fatalf("scheduled to %s, want node-3 as explained", got)
+	}
+
+	// A claim, judged from the cluster's classes: the refusal the claim webhook gives.
+	claim := tentacle.Agent{Namespace: a.Namespace, Release: "explained-rwx", Generation: 3, Storage: tentacle.StorageClass,
+		StorageClass: "e2e-explain-rwo", AccessModes: rwx}.Claim()
+	raw, err = json.Marshal(claim)
+	must(t, err)
+	crep, err := e.Claim(ctx, raw)
+	must(t, err)
+	err = cp.Client.Create(ctx, claim)
+	if crep.Decision != "denied" || crep.Code != "ReadWriteManyUnsupported" || err == nil || !strings.Contains(err.Error(), crep.Message) {
+		t.Fatalf("explain said %s %s %q; the webhook said %v", crep.Decision, crep.Code, crep.Message, err)
 	}
 }
