@@ -47,7 +47,7 @@ func TestNodeOfRunningTentacle(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			node, src := nodeOfRunningTentacle(c.pods, claim)
+			node, src := NodeOfRunningTentacle(c.pods, claim)
 			if node != c.wantNode {
 				t.Fatalf("node = %q (%s), want %q", node, src, c.wantNode)
 			}
@@ -60,7 +60,7 @@ func TestNodeOfRunningTentacle(t *testing.T) {
 
 func TestNodeOfRunningTentacleIgnoresOtherClaims(t *testing.T) {
 	p := tentacle("a", "node-2", corev1.PodRunning, 0)
-	if node, _ := nodeOfRunningTentacle([]corev1.Pod{p}, "another-claim"); node != "" {
+	if node, _ := NodeOfRunningTentacle([]corev1.Pod{p}, "another-claim"); node != "" {
 		t.Fatalf("pinned to the node of a Tentacle that does not mount the claim: %q", node)
 	}
 }
@@ -158,7 +158,7 @@ func TestTrimTentaclePodKeepsWhatFinderReads(t *testing.T) {
 	if c, _ := tentacleClaim(tp, "/octopus"); c != claim {
 		t.Fatal("trimmed pod lost its claim")
 	}
-	if n, _ := nodeOfRunningTentacle([]corev1.Pod{*tp}, claim); n != "node-1" {
+	if n, _ := NodeOfRunningTentacle([]corev1.Pod{*tp}, claim); n != "node-1" {
 		t.Fatal("trimmed pod lost its node or phase")
 	}
 }

@@ -101,7 +101,7 @@ func (f *Finder) TentacleFacts(ctx context.Context, pod *corev1.Pod) (workspace.
 // locate finds the node holding the workspace volume of an RWO claim: a running Tentacle pod
 // that mounts it, else an attached VolumeAttachment; and that node's state.
 func (f *Finder) locate(ctx context.Context, facts *workspace.Facts, tentacles []corev1.Pod) error {
-	facts.Node, facts.NodeSource = nodeOfRunningTentacle(tentacles, facts.ClaimName)
+	facts.Node, facts.NodeSource = NodeOfRunningTentacle(tentacles, facts.ClaimName)
 	volume := facts.Claim.Spec.VolumeName
 	if facts.Node == "" && volume != "" && f.Live != nil {
 		vas, err := attachmentsOf(ctx, f.Live, volume)

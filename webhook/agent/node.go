@@ -9,10 +9,10 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 )
 
-// nodeOfRunningTentacle returns the node of the agent's oldest running, not-terminating
-// Tentacle pod that mounts claim. A running pod proves the volume is attached there, also
-// mid-rollout while a new Tentacle pod waits on another node.
-func nodeOfRunningTentacle(tentacles []corev1.Pod, claim string) (node, source string) {
+// NodeOfRunningTentacle returns the node of the agent's oldest running, not-terminating
+// Tentacle pod that mounts claim (for the webhook and doctor alike). A running pod proves the
+// volume is attached there, also mid-rollout while a new Tentacle pod waits on another node.
+func NodeOfRunningTentacle(tentacles []corev1.Pod, claim string) (node, source string) {
 	var running []*corev1.Pod
 	for i := range tentacles {
 		p := &tentacles[i]

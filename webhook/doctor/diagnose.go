@@ -149,11 +149,11 @@ func (a *installed) row(s Snapshot, j storage.Judge) AgentRow {
 			}
 		}
 	}
-	for _, p := range a.tentacles {
-		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && (row.Node == "" || p.CreationTimestamp.Before(&t.CreationTimestamp)) {
-			row.Node = p.Spec.NodeName
-		}
+	pods := make([]corev1.Pod, len(a.tentacles))
+	for i, p := range a.tentacles {
+		pods[i] = *p
 	}
+	row.Node, _ = agent.NodeOfRunningTentacle(pods, a.claimName)
 	if len(a.scripts) > 0 {
 		row.ScriptPods = map[string]int{}
 		for _, p := range a.scripts {
