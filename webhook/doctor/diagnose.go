@@ -199,7 +199,9 @@ func (a *installed) problems(s Snapshot, j storage.Judge, row AgentRow, rwxClass
 		out = append(out, Problem{Error, obj, fmt.Sprintf("workspace claim %s does not exist", a.claimName), "repair or reinstall the agent"})
 	}
 	if a.claim != nil && a.claim.Status.Phase != corev1.ClaimBound && workspace.ModeOf(a.claim) == workspace.ModeShare {
-		if c := classNamed(s, storage.OwnClassName(a.claim)); c != nil {
+		// Unbound: the class it resolves to now (the default, when it names none) provisions it.
+		if name, found, _ := storage.ResolveClassName(a.claim, s.Classes); found {
+			c := classNamed(s, name)
 			if ans := j.ReadWriteMany(c, corev1.PersistentVolumeFilesystem, storage.Evidence{Nodes: s.Nodes}); ans.Verdict == storage.Unsupported {
 				out = append(out, Problem{Error, "claim " + a.namespace + "/" + a.claimName,
 					fmt.Sprintf("asks for ReadWriteMany on StorageClass %q, which cannot serve it (%s); it stays Pending", c.Name, ans.Reason),

@@ -258,3 +258,20 @@ func TestNoReadyEndpoints(t *testing.T) {
 	}
 	t.Fatalf("no endpoint problem in %+v", r.Problems)
 }
+
+// An unbound claim that names no class is provisioned by today's default class: doctor
+// judges that one (gp2 here), as the claim webhook does at creation.
+func TestUnboundClasslessClaimIsJudgedByTheDefault(t *testing.T) {
+	s := snapshot(t)
+	for i := range s.Claims {
+		if s.Claims[i].Namespace == "octopus-agent-builds" {
+			s.Claims[i].Spec.StorageClassName = nil
+		}
+	}
+	for _, p := range Diagnose(s, storage.Judge{}, "/octopus").Problems {
+		if p.Object == "claim octopus-agent-builds/build-agent-builds-pvc" && strings.Contains(p.Problem, `StorageClass "gp2"`) {
+			return
+		}
+	}
+	t.Fatal("the class-less RWX claim on the EBS default class was not reported")
+}
