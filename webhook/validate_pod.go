@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/audit"
@@ -29,24 +30,41 @@ func (v *PodValidator) handle(ctx context.Context, req admission.Request, o *aud
 	if !ok {
 		return resp
 	}
-	res := workspace.Validate(pod, facts)
-	noteResult(o, facts, res)
-	if res.Denied {
-		return deniedFor(o, facts, res.Message)
+	verdict := ValidateScriptPod(ctx, v.Claims, pod, facts)
+	noteResult(o, facts, verdict.Result)
+	if verdict.Claim != nil {
+		verdict.Claim.describe(o)
 	}
-	if res.Mode == workspace.ModeShare && v.Claims != nil {
-		verdict, err := v.Claims.Judge(ctx, facts.Claim)
-		if err != nil {
-			verdict = CheckFailed(facts.Claim, err)
-			o.Code, o.Message = verdict.Code, verdict.Message
-		}
-		verdict.describe(o)
-		if verdict.Denied {
-			msg := "script pod refused: its workspace " + verdict.Message
-			o.Code, o.Message = verdict.Code, msg
-			return deniedFor(o, facts, msg)
-		}
+	if verdict.Denied {
+		return deniedFor(o, facts, verdict.Message)
 	}
 	o.Decision = reason.Allowed
-	return admission.Allowed(res.Message)
+	return admission.Allowed(verdict.Message)
+}
+
+// ScriptPodVerdict is the validating decision on a script pod as stored: the workspace checks,
+// then, for a ReadWriteMany claim, whether its class can serve it.
+type ScriptPodVerdict struct {
+	workspace.Result
+	// Claim is the class judgement, nil when the claim is not ReadWriteMany (or not reached).
+	Claim *ClaimVerdict
+}
+
+// ValidateScriptPod is that decision, for the validating webhook and explain alike. A failed
+// class check admits with CapabilityCheckFailed, never refuses; claims may be nil (no check).
+func ValidateScriptPod(ctx context.Context, claims *ClaimJudge, pod *corev1.Pod, f workspace.Facts) ScriptPodVerdict {
+	v := ScriptPodVerdict{Result: workspace.Validate(pod, f)}
+	if v.Denied || v.Mode != workspace.ModeShare || claims == nil {
+		return v
+	}
+	cv, err := claims.Judge(ctx, f.Claim)
+	switch {
+	case err != nil:
+		cv = CheckFailed(f.Claim, err)
+		v.Code, v.Message = cv.Code, cv.Message
+	case cv.Denied:
+		v.Denied, v.Code, v.Message = true, cv.Code, "script pod refused: its workspace "+cv.Message
+	}
+	v.Claim = &cv
+	return v
 }

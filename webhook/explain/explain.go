@@ -86,17 +86,10 @@ func (e *Explainer) Pod(ctx context.Context, raw []byte) (Report, error) {
 		if err := json.Unmarshal(rep.Admitted, admitted); err != nil {
 			return rep, err
 		}
-		v := workspace.Validate(admitted, f)
-		rep.Validation = &Verdict{Decision: decision(v), Code: v.Code, Message: v.Message}
-		if !v.Denied && v.Mode == workspace.ModeShare && e.Claims != nil {
-			cv, err := e.Claims.Judge(ctx, f.Claim)
-			if err != nil {
-				cv = wh.CheckFailed(f.Claim, err)
-			}
-			if cv.Denied {
-				rep.Validation = &Verdict{Decision: reason.Denied, Code: cv.Code, Message: "script pod refused: its workspace " + cv.Message}
-			}
-			rep.Warnings = append(rep.Warnings, cv.Warnings...)
+		v := wh.ValidateScriptPod(ctx, e.Claims, admitted, f)
+		rep.Validation = &Verdict{Decision: decision(v.Result), Code: v.Code, Message: v.Message}
+		if v.Claim != nil {
+			rep.Warnings = append(rep.Warnings, v.Claim.Warnings...)
 		}
 	case agent.IsTentacle(pod, e.Config.MountPath):
 		rep.Webhook = audit.MutateTentacle
