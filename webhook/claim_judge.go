@@ -65,6 +65,11 @@ const (
 // Judge answers for claim (as submitted, or the workspace claim of a script pod). An error
 // means a fact could not be read; callers admit with a warning (CheckFailed), never refuse.
 func (j *ClaimJudge) Judge(ctx context.Context, claim *corev1.PersistentVolumeClaim) (ClaimVerdict, error) {
+	return j.judgeWith(ctx, claim, &volumeListing{})
+}
+
+// judgeWith is Judge reading PersistentVolumes through listing, which one request may share.
+func (j *ClaimJudge) judgeWith(ctx context.Context, claim *corev1.PersistentVolumeClaim, listing *volumeListing) (ClaimVerdict, error) {
 	if !asksReadWriteMany(claim) {
 		return ClaimVerdict{Code: reason.NotReadWriteMany, Message: "the claim does not ask for ReadWriteMany"}, nil
 	}
@@ -101,7 +106,7 @@ func (j *ClaimJudge) Judge(ctx context.Context, claim *corev1.PersistentVolumeCl
 	}
 	class := findClass(classes.Items, name)
 	mode := storage.VolumeModeOf(claim.Spec.VolumeMode)
-	ev := &clusterEvidence{judge: j, mode: mode, nodes: nodes}
+	ev := &clusterEvidence{judge: j, listing: listing, mode: mode, nodes: nodes}
 	answer := j.judge().ReadWriteMany(class, mode, storage.Evidence{Nodes: nodes})
 	if answer.Verdict == storage.Unknown {
 		e, err := ev.of(ctx, name)
@@ -195,27 +200,37 @@ func (j *ClaimJudge) judge() storage.Judge {
 	return storage.Judge{Overrides: j.Overrides()}
 }
 
-// clusterEvidence lists the PersistentVolumes at most once per claim, live and bounded (see
-// evidencePages), and answers for every class from that one listing: the refusal's list of
-// alternative classes costs no further listing.
-type clusterEvidence struct {
-	judge  *ClaimJudge
-	mode   corev1.PersistentVolumeMode
-	nodes  int
+// volumeListing lists the PersistentVolumes at most once per request, live and bounded (see
+// evidencePages): the evidence, the refusal's alternative classes and the binding check of
+// one claim all read the same listing.
+type volumeListing struct {
 	listed bool
 	err    error
 	pvs    []corev1.PersistentVolume
 }
 
+func (l *volumeListing) volumes(ctx context.Context, j *ClaimJudge) ([]corev1.PersistentVolume, error) {
+	if !l.listed {
+		l.listed = true
+		l.pvs, l.err = j.listVolumes(ctx)
+	}
+	return l.pvs, l.err
+}
+
+// clusterEvidence answers for every class of one claim's volume mode from one listing.
+type clusterEvidence struct {
+	judge   *ClaimJudge
+	listing *volumeListing
+	mode    corev1.PersistentVolumeMode
+	nodes   int
+}
+
 func (e *clusterEvidence) of(ctx context.Context, class string) (storage.Evidence, error) {
-	if !e.listed {
-		e.listed = true
-		e.pvs, e.err = e.judge.listVolumes(ctx)
+	pvs, err := e.listing.volumes(ctx, e.judge)
+	if err != nil {
+		return storage.Evidence{Nodes: e.nodes}, err
 	}
-	if e.err != nil {
-		return storage.Evidence{Nodes: e.nodes}, e.err
-	}
-	ev := storage.CollectEvidence(class, e.mode, e.pvs)
+	ev := storage.CollectEvidence(class, e.mode, pvs)
 	ev.Nodes = e.nodes
 	return ev, nil
 }
@@ -260,12 +275,12 @@ func claimRefOf(pv *corev1.PersistentVolume) *corev1.ObjectReference {
 	return nil
 }
 
-// CannotBind explains why a claim being created can never bind, or returns "": a claim that
+// cannotBind explains why a claim being created can never bind, or returns "": a claim that
 // nothing provisions (it names its volume, or its class is kubernetes.io/no-provisioner) and
 // that no existing volume can take. The agent chart's migration off NFS hits it when
 // persistence.size differs from the static volume's capacity. One GET for a named volume, else
 // the bounded listing.
-func (j *ClaimJudge) CannotBind(ctx context.Context, claim *corev1.PersistentVolumeClaim) (string, error) {
+func (j *ClaimJudge) cannotBind(ctx context.Context, claim *corev1.PersistentVolumeClaim, listing *volumeListing) (string, error) {
 	if claim.Status.Phase == corev1.ClaimBound || j.Live == nil {
 		return "", nil
 	}
@@ -293,7 +308,7 @@ func (j *ClaimJudge) CannotBind(ctx context.Context, claim *corev1.PersistentVol
 		}
 	} else {
 		var err error
-		if volumes, err = j.listVolumes(ctx); err != nil {
+		if volumes, err = listing.volumes(ctx, j); err != nil {
 			return "", err
 		}
 	}

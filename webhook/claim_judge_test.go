@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -175,5 +176,25 @@ func TestClaimEvidenceIsListedOnce(t *testing.T) {
 	}
 	if live.pvLists != 1 {
 		t.Fatalf("%d listings for 3 unknown classes, want 1", live.pvLists)
+	}
+}
+
+// A claim of a no-provisioner class needs the volumes twice, for cluster evidence and for
+// "can it bind?": one listing serves both.
+func TestClaimValidatorListsVolumesOnce(t *testing.T) {
+	live := &classReader{}
+	cache := &classReader{classes: []storagev1.StorageClass{storageClass("static", "kubernetes.io/no-provisioner", false)}, nodes: 3}
+	v := &ClaimValidator{Decoder: admission.NewDecoder(runtime.NewScheme()), Claims: &ClaimJudge{Cache: cache, Live: live},
+		Recorder: &audit.Recorder{Log: logr.Discard()}}
+	claim := rwxClaim(ptr.To("static"))
+	claim.Spec.Resources.Requests = corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")}
+	req := request(t, admissionv1.Create, claim, nil)
+	req.Kind = metav1.GroupVersionKind{Version: "v1", Kind: "PersistentVolumeClaim"}
+	resp := v.Handle(context.Background(), req)
+	if !resp.Allowed || resp.AuditAnnotations[audit.KeyReason] != string(reason.ClaimCannotBind) {
+		t.Fatalf("allowed=%v reason %q: %s", resp.Allowed, resp.AuditAnnotations[audit.KeyReason], resp.Result.Message)
+	}
+	if live.pvLists != 1 {
+		t.Fatalf("%d PersistentVolume listings, want 1", live.pvLists)
 	}
 }

@@ -45,12 +45,13 @@ func (v *ClaimValidator) handle(ctx context.Context, req admission.Request, o *a
 		claim.Namespace = req.Namespace
 	}
 	o.Claim = claim.Name
-	verdict, err := v.Claims.Judge(ctx, claim)
+	listing := &volumeListing{} // one PersistentVolume listing for both checks
+	verdict, err := v.Claims.judgeWith(ctx, claim, listing)
 	if err != nil {
 		verdict = CheckFailed(claim, err)
 	}
 	if !verdict.Denied {
-		verdict = v.bindable(ctx, claim, verdict)
+		verdict = v.bindable(ctx, claim, verdict, listing)
 	}
 	verdict.describe(o)
 	o.Code, o.Message = verdict.Code, verdict.Message
@@ -64,10 +65,10 @@ func (v *ClaimValidator) handle(ctx context.Context, req admission.Request, o *a
 	return admission.Allowed(verdict.Message)
 }
 
-// bindable adds the CannotBind finding to an admitting verdict: a warning, or a refusal with
+// bindable adds the cannotBind finding to an admitting verdict: a warning, or a refusal with
 // --deny-unbindable-claims. A failure to check it is a warning, never a refusal.
-func (v *ClaimValidator) bindable(ctx context.Context, claim *corev1.PersistentVolumeClaim, verdict ClaimVerdict) ClaimVerdict {
-	why, err := v.Claims.CannotBind(ctx, claim)
+func (v *ClaimValidator) bindable(ctx context.Context, claim *corev1.PersistentVolumeClaim, verdict ClaimVerdict, listing *volumeListing) ClaimVerdict {
+	why, err := v.Claims.cannotBind(ctx, claim, listing)
 	switch {
 	case err != nil:
 		verdict.Warnings = append(verdict.Warnings, fmt.Sprintf("could not check that claim %s can bind (%v)", claimName(claim), err))
