@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,12 +12,7 @@ import (
 
 // The README's first command must keep working: run the demo once, end to end.
 func TestDemoRunsEndToEnd(t *testing.T) {
-	if _, err := controlplane.FindBinaries(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	controlplane.RequireBinaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out bytes.Buffer

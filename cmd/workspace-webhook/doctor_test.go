@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -22,12 +21,7 @@ import (
 // security API group (an SCC CRD stands for it): kubeconfig, -n, -o json, --fail-on and the
 // exit status; an NFS agent gets Octopus's OpenShift advice; no webhook installed is an error.
 func TestDoctorCommand(t *testing.T) {
-	if _, err := controlplane.FindBinaries(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	controlplane.RequireBinaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	scc := &apiextensionsv1.CustomResourceDefinition{

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"testing"
 )
 
 // KubernetesVersion is the version of the control-plane binaries e2e/controlplane/build.sh builds
@@ -145,4 +146,16 @@ func kwokStageFiles(dir string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// RequireBinaries skips a test that needs the control plane when its binaries are missing,
+// and fails it instead under CI (CI=true), where `make test` must have provided them.
+func RequireBinaries(t testing.TB) {
+	t.Helper()
+	if _, err := FindBinaries(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
 }
