@@ -209,18 +209,15 @@ func keepTentacles(pods []corev1.Pod, mountPath string) []corev1.Pod {
 // liveTentaclePods lists, page by page, the pods of the agent's release (or of any release
 // when the script pod names none) in its namespace, keeping the Tentacle pods.
 func (f *Finder) liveTentaclePods(ctx context.Context, agent workspace.AgentRef, seen map[types.UID]bool) ([]corev1.Pod, error) {
-	sel := client.HasLabels{InstanceLabel}
+	var sel client.ListOption = client.HasLabels{InstanceLabel}
+	if agent.Release != "" {
+		sel = client.MatchingLabels{InstanceLabel: agent.Release}
+	}
 	var out []corev1.Pod
 	cont := ""
 	for {
 		var page corev1.PodList
-		opts := []client.ListOption{client.InNamespace(agent.Namespace), client.Limit(PageSize), client.Continue(cont)}
-		if agent.Release != "" {
-			opts = append(opts, client.MatchingLabels{InstanceLabel: agent.Release})
-		} else {
-			opts = append(opts, sel)
-		}
-		if err := f.Live.List(ctx, &page, opts...); err != nil {
+		if err := f.Live.List(ctx, &page, client.InNamespace(agent.Namespace), sel, client.Limit(PageSize), client.Continue(cont)); err != nil {
 			return nil, fmt.Errorf("listing the pods of agent %s: %w", agent, err)
 		}
 		out = appendTentacles(out, seen, page.Items, f.MountPath)
