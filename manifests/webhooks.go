@@ -11,3 +11,9 @@ import (
 func WebhookConfigurations() (*admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration, error) {
 	return base.WebhookConfigurations()
 }
+
+// ScriptPodPolicy reads the ValidatingAdmissionPolicy of base/script-pod-policy.yaml and its
+// binding, for tests and benchmarks that install the final-state check as an install does.
+func ScriptPodPolicy() (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding, error) {
+	return base.ScriptPodPolicy()
+}

@@ -9,13 +9,16 @@ import (
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/workspace"
 )
 
-// PodMutator injects the workspace and the RWO node pin into script pods.
+// PodMutator injects the workspace and the RWO node pin into script pods, and refuses those
+// whose workspace can never work (every refusal that needs facts; see DecideScriptPod).
 type PodMutator struct {
 	Finder FactFinder
 	Config workspace.Config
 	// ScriptPodLabel is the label key that marks script pods (Tentacle: octopus.com/scriptTicketId).
 	ScriptPodLabel string
-	Recorder       *audit.Recorder
+	// Claims judges whether a ReadWriteMany workspace claim's class can serve it.
+	Claims   *ClaimJudge
+	Recorder *audit.Recorder
 }
 
 func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admission.Response {
@@ -27,14 +30,17 @@ func (m *PodMutator) handle(ctx context.Context, req admission.Request, o *audit
 	if !ok {
 		return resp
 	}
-	res := workspace.Mutate(m.Config, pod, facts)
-	noteResult(o, facts, res)
+	d := DecideScriptPod(ctx, m.Config, m.Claims, pod, facts)
+	noteResult(o, facts, d.Result)
 	o.NodeSource = facts.NodeSource
 	if facts.TentaclePod != "" {
 		o.Tentacle = tentacleRef(facts)
 	}
-	if res.Denied {
-		return deniedFor(o, facts, res.Message)
+	if d.Claim != nil {
+		d.Claim.describe(o)
 	}
-	return admitted(o, res)
+	if d.Denied {
+		return deniedFor(o, facts, d.Message)
+	}
+	return admitted(o, d.Result)
 }

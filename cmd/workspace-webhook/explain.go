@@ -230,7 +230,7 @@ func printReports(w io.Writer, reports []explain.Report, output string, showObje
 			fmt.Fprintf(w, "  warning:  %s\n", warn)
 		}
 		if r.Validation != nil {
-			fmt.Fprintf(w, "  validation: %s %s: %s\n", r.Validation.Decision, r.Validation.Code, r.Validation.Message)
+			fmt.Fprintf(w, "  final state: %s %s: %s\n", r.Validation.Decision, r.Validation.Code, r.Validation.Message)
 		}
 		if showObject && r.Admitted != nil {
 			y, err := yaml.JSONToYAML(r.Admitted)

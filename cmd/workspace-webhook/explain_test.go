@@ -60,7 +60,7 @@ func TestExplainOffline(t *testing.T) {
 		want     []string
 	}{
 		{"RWO script pod pinned, admitted pod shown", scriptPodYAML, []string{"--node", "node-2"}, 0,
-			[]string{"decision: mutated", "reason:   WorkspacePinned", "validation: allowed WorkspaceValid", "- node-2"}},
+			[]string{"decision: mutated", "reason:   WorkspacePinned", "final state: allowed WorkspaceValid", "- node-2"}},
 		{"cordoned node: toleration and warning", scriptPodYAML, []string{"--node", "node-2", "--node-state", "cordoned"}, 0,
 			[]string{"WorkspacePinned", "warning:  node node-2 is cordoned", "node.kubernetes.io/unschedulable"}},
 		{"NotReady node refused, --fail-on-deny exits 3", scriptPodYAML, []string{"--node", "node-2", "--node-state", "notready", "--fail-on-deny"}, 3,
@@ -71,7 +71,7 @@ func TestExplainOffline(t *testing.T) {
 		{"RWX claim on EFS with efs-ap admitted", rwxClaimYAML, []string{"--provisioner", "efs.csi.aws.com", "--class-params", "provisioningMode=efs-ap", "--fail-on-deny"}, 0,
 			[]string{"ReadWriteManySupported"}},
 		{"both documents", scriptPodYAML + "---\n" + rwxClaimYAML, []string{"--node", "node-1", "--access-mode", "ReadWriteMany", "--provisioner", "ebs.csi.aws.com"}, 0,
-			[]string{"AlreadyComplete", "---", "ReadWriteManyUnsupported"}},
+			[]string{"WorkspaceShared", "---", "ReadWriteManyUnsupported"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

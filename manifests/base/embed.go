@@ -1,5 +1,6 @@
-// Package base carries the webhook configurations of this kustomization into the binary, so
-// that `workspace-webhook doctor` compares a cluster's configurations with the ones shipped.
+// Package base carries the webhook configurations and the script-pod policy of this
+// kustomization into the binary, so that `workspace-webhook doctor` compares a cluster's
+// with the ones shipped, and tests run the policy exactly as shipped.
 package base
 
 import (
@@ -13,6 +14,9 @@ import (
 
 //go:embed webhooks.yaml
 var webhooksYAML string
+
+//go:embed script-pod-policy.yaml
+var scriptPodPolicyYAML string
 
 // WebhookConfigurations are the mutating and the validating webhook configuration of
 // webhooks.yaml, as shipped.
@@ -30,4 +34,22 @@ func WebhookConfigurations() (*admissionregistrationv1.MutatingWebhookConfigurat
 		return nil, nil, fmt.Errorf("base/webhooks.yaml validating: %w", err)
 	}
 	return &m, &v, nil
+}
+
+// ScriptPodPolicy is the ValidatingAdmissionPolicy of script-pod-policy.yaml and its binding,
+// as shipped.
+func ScriptPodPolicy() (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding, error) {
+	docs := strings.Split(scriptPodPolicyYAML, "\n---\n")
+	if len(docs) != 2 {
+		return nil, nil, fmt.Errorf("base/script-pod-policy.yaml: want 2 documents, got %d", len(docs))
+	}
+	var p admissionregistrationv1.ValidatingAdmissionPolicy
+	var b admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	if err := yaml.UnmarshalStrict([]byte(docs[0]), &p); err != nil {
+		return nil, nil, fmt.Errorf("base/script-pod-policy.yaml policy: %w", err)
+	}
+	if err := yaml.UnmarshalStrict([]byte(docs[1]), &b); err != nil {
+		return nil, nil, fmt.Errorf("base/script-pod-policy.yaml binding: %w", err)
+	}
+	return &p, &b, nil
 }

@@ -156,9 +156,6 @@ func newManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 	finder := &agent.Finder{Cache: mgr.GetClient(), LegacyPods: legacyPods, Live: mgr.GetAPIReader(), MountPath: opts.Workspace.MountPath}
 
 	srv := mgr.GetWebhookServer()
-	srv.Register(MutatePodPath, wh.NewReviewServer(&wh.PodMutator{
-		Finder: finder, Config: opts.Workspace, ScriptPodLabel: opts.ScriptPodLabel, Recorder: recorder,
-	}, true, log.WithName("admission")))
 	srv.Register(MutateTentaclePath, wh.NewReviewServer(&wh.TentacleMutator{
 		Finder: finder, MountPath: opts.Workspace.MountPath, Recorder: recorder,
 	}, true, log.WithName("admission")))
@@ -176,8 +173,11 @@ func newManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 		}
 		claims.Overrides = watcher.Current
 	}
-	srv.Register(ValidatePodPath, wh.NewReviewServer(&wh.PodValidator{
-		Finder: finder, ScriptPodLabel: opts.ScriptPodLabel, Claims: claims, Recorder: recorder,
+	srv.Register(MutatePodPath, wh.NewReviewServer(&wh.PodMutator{
+		Finder: finder, Config: opts.Workspace, ScriptPodLabel: opts.ScriptPodLabel, Claims: claims, Recorder: recorder,
+	}, true, log.WithName("admission")))
+	srv.Register(ValidatePodPath, wh.NewReviewServer(&wh.FinalStateValidator{
+		ScriptPodLabel: opts.ScriptPodLabel, Recorder: recorder,
 	}, true, log.WithName("admission")))
 	excluded := map[string]bool{"kube-system": true, "kube-node-lease": true}
 	if opts.Namespace != "" {

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
@@ -12,7 +13,9 @@ import (
 
 // Webhook paths served; the webhook configurations in manifests/ point at them.
 const (
-	MutatePodPath   = "/mutate-script-pod"
+	MutatePodPath = "/mutate-script-pod"
+	// ValidatePodPath answers with the final-state check; no shipped configuration calls it
+	// (the ValidatingAdmissionPolicy does that check), kept for configurations of earlier releases.
 	ValidatePodPath = "/validate-script-pod"
 	ValidatePVCPath = "/validate-workspace-claim"
 	// MutateTentaclePath places new Tentacle pods on the node holding their RWO workspace.
@@ -122,6 +125,9 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--script-pod-label must not be empty")
 	case o.Workspace.MountPath == "" || o.Workspace.MountPath[0] != '/':
 		return fmt.Errorf("--workspace-path must be an absolute path, got %q", o.Workspace.MountPath)
+	case o.Workspace.MountPath != path.Clean(o.Workspace.MountPath) || o.Workspace.MountPath == "/":
+		// The final-state policy compares paths as written: the marks must carry the clean one.
+		return fmt.Errorf("--workspace-path must be written plainly (no trailing slash, no . or .. elements) and not be /; got %q, did you mean %q?", o.Workspace.MountPath, path.Clean(o.Workspace.MountPath))
 	case o.Workspace.VolumeName == "" || o.Workspace.VolumeName == o.Workspace.FallbackVolumeName:
 		return fmt.Errorf("--workspace-volume-name must be set and differ from %q", o.Workspace.FallbackVolumeName)
 	case o.CertMode != CertModeFiles && o.CertMode != CertModeSelfManaged:

@@ -11,6 +11,8 @@ func TestOptionsValidateRefusesBadInput(t *testing.T) {
 	for args, want := range map[string]string{
 		"--tls-min-version=1.1":                      "--tls-min-version must be 1.2 or 1.3",
 		"--workspace-path=octopus":                   "--workspace-path must be an absolute path",
+		"--workspace-path=/octopus/":                 `did you mean "/octopus"`,
+		"--workspace-path=/":                         "--workspace-path must be written plainly",
 		"--cert-mode=vault":                          "--cert-mode must be",
 		"--cert-mode=self-managed --namespace=":      "--cert-mode=self-managed needs --namespace",
 		"--script-pod-label=":                        "--script-pod-label must not be empty",

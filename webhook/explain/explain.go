@@ -1,7 +1,8 @@
 // Package explain answers "what would the webhook do with this object?" offline, like
 // istioctl kube-inject or kyverno apply: the decision, its reason code and message, the
 // warnings, the patch and the admitted object. It calls the very decision code the webhook
-// serves (workspace.Mutate, workspace.Validate, workspace.PlaceTentacle, ClaimJudge.Judge);
+// serves (webhook.DecideScriptPod, workspace.CheckFinalState, workspace.PlaceTentacle,
+// ClaimJudge.Judge);
 // only where the facts come from differs: a cluster (the webhook's own Finder over a live
 // client) or flags (Offline), so it runs in CI with no cluster at all.
 package explain
@@ -33,7 +34,8 @@ type Report struct {
 	Message  string                `json:"message"`
 	Warnings []string              `json:"warnings,omitempty"`
 	Patch    []jsonpatch.Operation `json:"patch,omitempty"`
-	// Validation is the validating webhook's verdict on the admitted script pod.
+	// Validation is the final-state policy's verdict on the admitted script pod (its Go twin,
+	// workspace.CheckFinalState; the API server runs the policy after every mutating webhook).
 	Validation *Verdict `json:"validation,omitempty"`
 	// Admitted is the object as it would be stored (nil when refused).
 	Admitted json.RawMessage `json:"admitted,omitempty"`
@@ -60,8 +62,8 @@ type Explainer struct {
 	Claims         *wh.ClaimJudge
 }
 
-// Pod explains a pod manifest (JSON): a script pod (mutating, then validating on the
-// result), a Tentacle pod (placement), or a pod the webhook never sees.
+// Pod explains a pod manifest (JSON): a script pod (mutating, then the final-state policy
+// on the result), a Tentacle pod (placement), or a pod the webhook never sees.
 func (e *Explainer) Pod(ctx context.Context, raw []byte) (Report, error) {
 	pod := &corev1.Pod{}
 	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, pod); err != nil {
@@ -78,19 +80,20 @@ func (e *Explainer) Pod(ctx context.Context, raw []byte) (Report, error) {
 		if err != nil {
 			return rep, err
 		}
-		res := workspace.Mutate(e.Config, pod, f)
-		if err := rep.take(raw, res); err != nil || res.Denied {
+		d := wh.DecideScriptPod(ctx, e.Config, e.Claims, pod, f)
+		err = rep.take(raw, d.Result)
+		if d.Claim != nil {
+			rep.Warnings = append(rep.Warnings, d.Claim.Warnings...)
+		}
+		if err != nil || d.Denied {
 			return rep, err
 		}
 		admitted := &corev1.Pod{}
 		if err := json.Unmarshal(rep.Admitted, admitted); err != nil {
 			return rep, err
 		}
-		v := wh.ValidateScriptPod(ctx, e.Claims, admitted, f)
-		rep.Validation = &Verdict{Decision: decision(v.Result), Code: v.Code, Message: v.Message}
-		if v.Claim != nil {
-			rep.Warnings = append(rep.Warnings, v.Claim.Warnings...)
-		}
+		v := workspace.CheckFinalState(admitted)
+		rep.Validation = &Verdict{Decision: decision(v), Code: v.Code, Message: v.Message}
 	case agent.IsTentacle(pod, e.Config.MountPath):
 		rep.Webhook = audit.MutateTentacle
 		f, err := e.Facts.TentacleFacts(ctx, pod)

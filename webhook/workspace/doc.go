@@ -9,6 +9,8 @@
 //   - mounts.go: the mount at the workspace path in each container
 //   - pin.go:    the required node affinity that pins a pod to the volume's node
 //   - record.go: the annotation that records what was done
+//   - marks.go:  the plain annotations the final-state check reads (volume, path, node)
 //   - mutate.go: the order in which the above are applied
-//   - validate.go: the check of a final pod, used by the validating webhook
+//   - finalstate.go: the check of a final pod from its marks alone, the Go twin of the
+//     ValidatingAdmissionPolicy the API server runs after every mutating webhook
 package workspace

@@ -11,10 +11,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
+
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/reason"
 )
 
 // FuzzMutate: for any pod and node state, Mutate never panics, its patch is add-only and
-// applies, a second run on the result changes nothing, and Validate admits the result.
+// applies, a second run on the result changes nothing, and the final-state check admits
+// the result, as does the shipped ValidatingAdmissionPolicy run by the API server's CEL.
 // Seeds are the golden fixtures, plus node terms that can never match the pinned node.
 func FuzzMutate(f *testing.F) {
 	inputs, _ := filepath.Glob("testdata/*.yaml")
@@ -48,6 +51,7 @@ func FuzzMutate(f *testing.F) {
 		f.Add([]byte(pod), "node-2", "ReadWriteOnce", false, "eu-west-1a")
 		f.Add([]byte(pod), "node-2", "ReadWriteOnce", true, "eu-west-1c")
 	}
+	policy := compileShippedPolicy(f)
 	f.Fuzz(func(t *testing.T, podJSON []byte, node, mode string, cordoned bool, zone string) {
 		var pod corev1.Pod
 		if json.Unmarshal(podJSON, &pod) != nil || len(validation.IsDNS1123Subdomain(node)) > 0 || len(validation.IsValidLabelValue(zone)) > 0 {
@@ -94,8 +98,40 @@ func FuzzMutate(f *testing.F) {
 		if second := Mutate(DefaultConfig(), &again, facts); second.Denied || len(second.Patch) != 0 {
 			t.Fatalf("not idempotent: %+v (%s)\npod %s", second.Patch, second.Message, out)
 		}
-		if v := Validate(&again, facts); v.Denied {
-			t.Fatalf("Validate refuses what Mutate admitted: %s\npod %s", v.Message, out)
+		if v := CheckFinalState(&again); v.Denied || v.Code != reason.WorkspaceValid {
+			t.Fatalf("the final-state check refuses what Mutate admitted: %s %s\npod %s", v.Code, v.Message, out)
 		}
+		assertPolicyAgrees(t, policy, &again)
+	})
+}
+
+// FuzzFinalState: on any pod with any marks, the shipped ValidatingAdmissionPolicy (the API
+// server's CEL) and CheckFinalState agree on scope, verdict, message and reason code, and
+// neither fails to evaluate. Seeds: every golden fixture as admitted, and as later webhooks
+// break it.
+func FuzzFinalState(f *testing.F) {
+	for _, name := range []string{"chart-v3-pod-affinity", "chart-v1-nfs-rwx", "raw-script-init-emptydir", "bound-by-nodename", "extra-sidecars"} {
+		j, err := json.Marshal(admittedFixture(f, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(j)
+	}
+	for _, b := range finalStateBreakages(f) {
+		p := b.pod.DeepCopy()
+		b.change(p)
+		j, err := json.Marshal(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(j)
+	}
+	policy := compileShippedPolicy(f)
+	f.Fuzz(func(t *testing.T, podJSON []byte) {
+		var pod corev1.Pod
+		if json.Unmarshal(podJSON, &pod) != nil || len(pod.Spec.Containers) == 0 {
+			return // the API server requires a container before admission ever runs
+		}
+		assertPolicyAgrees(t, policy, &pod)
 	})
 }

@@ -166,7 +166,7 @@ func assertAddOnly(t *testing.T, res Result) {
 	}
 }
 
-func readFixture(t *testing.T, path string) fixture {
+func readFixture(t testing.TB, path string) fixture {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -179,7 +179,7 @@ func readFixture(t *testing.T, path string) fixture {
 	return fx
 }
 
-func decodePod(t *testing.T, raw []byte) ([]byte, *corev1.Pod) {
+func decodePod(t testing.TB, raw []byte) ([]byte, *corev1.Pod) {
 	t.Helper()
 	j, err := yaml.YAMLToJSON(raw)
 	if err != nil {
@@ -192,7 +192,7 @@ func decodePod(t *testing.T, raw []byte) ([]byte, *corev1.Pod) {
 	return j, &pod
 }
 
-func applyPatch(t *testing.T, podJSON []byte, res Result) []byte {
+func applyPatch(t testing.TB, podJSON []byte, res Result) []byte {
 	t.Helper()
 	ops, err := json.Marshal(res.Patch)
 	if err != nil {

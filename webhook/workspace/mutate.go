@@ -40,6 +40,11 @@ func Mutate(cfg Config, pod *corev1.Pod, f Facts) Result {
 		rec.addInjected("volume")
 	}
 
+	if c, p, bad := workspacePathSpelledOtherwise(pod, volume, cfg.MountPath); bad {
+		return deny(reason.WorkspaceNotMounted, fmt.Sprintf(
+			"container %q mounts a volume at %q, which is the workspace path %s written another way, so the workspace claim %q cannot be mounted there beside it; "+
+				"write the mount path as %s in the pod or the agent's script pod template", c, p, cfg.MountPath, f.ClaimName, cfg.MountPath))
+	}
 	mountOps, mountedIn := mountOps(pod, volume, cfg.MountPath)
 	ops = append(ops, mountOps...)
 	for _, c := range mountedIn {
@@ -55,6 +60,7 @@ func Mutate(cfg Config, pod *corev1.Pod, f Facts) Result {
 	}
 
 	res := Result{Mode: mode, Claim: f.ClaimName}
+	m := marks{volume: volume, mountPath: cfg.MountPath}
 	if mode == ModePin {
 		if denied, ok := pinRefusal(pod, f, rec); !ok {
 			return denied
@@ -69,17 +75,18 @@ func Mutate(cfg Config, pod *corev1.Pod, f Facts) Result {
 			rec.addInjected("toleration")
 			res.Warnings = append(res.Warnings, cordonWarning(f.NodeInfo, f.Agent.Namespace+"/"+f.ClaimName))
 		}
-		res.Node = f.Node
+		res.Node, m.node = f.Node, f.Node
 	}
 
-	if len(ops) == 0 {
+	annotations := markAnnotations(pod, m)
+	if len(ops) == 0 && len(annotations) == 0 {
 		res.Code = reason.AlreadyComplete
 		res.Message = "the pod already mounts its workspace" + pinnedSuffix(res)
 		res.Record = rec
 		return res
 	}
 	rec.Claim, rec.Volume, rec.MountPath, rec.Mode = f.ClaimName, volume, cfg.MountPath, mode
-	res.Patch = append(ops, recordOp(pod, rec))
+	res.Patch = append(ops, annotationOps(pod, append(annotations, [2]string{RecordAnnotation, rec.value()}))...)
 	res.Record = rec
 	res.Code = reason.WorkspaceShared
 	if mode == ModePin {

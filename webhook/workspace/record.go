@@ -43,10 +43,12 @@ func (r *Record) addInjected(what string) {
 	}
 }
 
-func recordOp(pod *corev1.Pod, r Record) jsonpatch.Operation {
+// value is the record as its annotation holds it.
+func (r Record) value() string {
 	b, _ := json.Marshal(r) // a struct of strings always marshals
-	if len(pod.Annotations) == 0 {
-		return add("/metadata/annotations", map[string]string{RecordAnnotation: string(b)})
-	}
-	return add("/metadata/annotations/"+escapePointer(RecordAnnotation), string(b))
+	return string(b)
+}
+
+func recordOp(pod *corev1.Pod, r Record) jsonpatch.Operation {
+	return annotationOps(pod, [][2]string{{RecordAnnotation, r.value()}})[0]
 }
