@@ -32,6 +32,10 @@ type Snapshot struct {
 	// missing); ShippedMutating and ShippedValidating are the ones this binary ships.
 	Mutating, ShippedMutating     *admissionregistrationv1.MutatingWebhookConfiguration
 	Validating, ShippedValidating *admissionregistrationv1.ValidatingWebhookConfiguration
+	// Policy is the cluster's script-pod ValidatingAdmissionPolicy of the shipped name (nil:
+	// missing), PolicyBindings the bindings naming it; ShippedPolicy is this binary's.
+	Policy, ShippedPolicy *admissionregistrationv1.ValidatingAdmissionPolicy
+	PolicyBindings        []admissionregistrationv1.ValidatingAdmissionPolicyBinding
 	// ReadyEndpoints counts, per "namespace/service" the webhook configurations call, the
 	// ready endpoints of its EndpointSlices (absent: not looked up, e.g. webhooks by URL).
 	ReadyEndpoints map[string]int
@@ -65,6 +69,7 @@ func Diagnose(s Snapshot, j storage.Judge, mountPath string) Report {
 		r.Problems = append(r.Problems, a.problems(s, j, row, rwxClasses)...)
 	}
 	r.Problems = append(r.Problems, webhookProblems(s)...)
+	r.Problems = append(r.Problems, policyProblems(s)...)
 	sort.SliceStable(r.Problems, func(a, b int) bool { return r.Problems[a].Severity == Error && r.Problems[b].Severity != Error })
 	return r
 }
@@ -369,6 +374,14 @@ func webhookProblems(s Snapshot) []Problem {
 		}
 	}
 	have, want := collect(s.Mutating, s.Validating), collect(s.ShippedMutating, s.ShippedValidating)
+	paths := func(m map[string]entry) map[string]string {
+		out := make(map[string]string, len(m))
+		for n, e := range m {
+			out[n] = e.path
+		}
+		return out
+	}
+	out = append(out, unshippedEntries(paths(have), paths(want))...)
 	names := make([]string, 0, len(want))
 	for n := range want {
 		names = append(names, n)

@@ -116,8 +116,17 @@ func snapshot(t *testing.T) Snapshot {
 	for i := range v.Webhooks {
 		v.Webhooks[i].ClientConfig.CABundle = good
 	}
-	v.Webhooks = v.Webhooks[1:]        // the script-pod validation removed
+	v.Webhooks = v.Webhooks[:1]        // the opted-in namespaces' claim entry removed
 	v.Webhooks[0].ObjectSelector = nil // an old install that judged only default-named claims
+	// An earlier release's script-pod validating entry, left behind.
+	leftover := v.Webhooks[0].DeepCopy()
+	leftover.Name, leftover.ClientConfig.Service.Path = "script-pod-validation.workspace-webhook.io", ptr.To("/validate-script-pod")
+	v.Webhooks = append(v.Webhooks, *leftover)
+	policy, binding, err := base.ScriptPodPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	binding.Spec.ValidationActions = []admissionregistrationv1.ValidationAction{admissionregistrationv1.Warn, admissionregistrationv1.Audit}
 	return Snapshot{
 		Now:   now,
 		Nodes: 3,
@@ -140,6 +149,7 @@ func snapshot(t *testing.T) Snapshot {
 			scriptPod("octopus-agent-prod", "prod", "octopus-script-c", "node-2", corev1.PodPending, 10*time.Minute),
 		},
 		Mutating: m, Validating: v, ShippedMutating: shippedM, ShippedValidating: shippedV,
+		Policy: policy.DeepCopy(), ShippedPolicy: policy, PolicyBindings: []admissionregistrationv1.ValidatingAdmissionPolicyBinding{*binding},
 	}
 }
 
@@ -189,7 +199,9 @@ func TestDiagnoseFindsEachProblem(t *testing.T) {
 		`warning storageclass azurefile: Azure Files with skuName Standard_LRS`, `PremiumV2_LRS or PremiumV2_ZRS`,
 		`error claim octopus-agent-builds/build-agent-builds-pvc: asks for ReadWriteMany on StorageClass "gp2"`,
 		`warning pod octopus-agent-prod/octopus-script-c: script pod Pending for 10m0s`,
-		`error webhook script-pod-validation.workspace-webhook.io: missing from the validating configuration`,
+		`error webhook opted-in-claim-access-modes.workspace-webhook.io: missing from the validating configuration`,
+		`warning webhook script-pod-validation.workspace-webhook.io: in the validating configuration but not in the shipped manifests`,
+		`warning binding octopus-workspace-script-pods: validationActions [Warn, Audit]: script pods the policy refuses are admitted with a warning (audit-only)`,
 		`warning webhook script-pod-workspace.workspace-webhook.io: failurePolicy Ignore, shipped Fail`,
 		`warning webhook agent-claim-access-modes.workspace-webhook.io: differs from the shipped manifests in objectSelector`,
 		`warning webhook script-pod-workspace.workspace-webhook.io: caBundle certificate "workspace-webhook-ca" expires at 2026-12-11`,
@@ -209,6 +221,39 @@ func TestDiagnoseFindsEachProblem(t *testing.T) {
 	} {
 		if modes[ns] != want {
 			t.Errorf("agent %s: %q, want %q", ns, modes[ns], want)
+		}
+	}
+}
+
+// The final-state policy: missing, edited, or without a binding.
+func TestDiagnosePolicy(t *testing.T) {
+	for name, tc := range map[string]struct {
+		change func(s *Snapshot)
+		want   string
+	}{
+		"missing":    {func(s *Snapshot) { s.Policy, s.PolicyBindings = nil, nil }, "error policy octopus-workspace-script-pods: the ValidatingAdmissionPolicy that checks each script pod's final state is not installed"},
+		"no binding": {func(s *Snapshot) { s.PolicyBindings = nil }, "error policy octopus-workspace-script-pods: has no ValidatingAdmissionPolicyBinding, so it checks nothing"},
+		"edited": {func(s *Snapshot) { s.Policy.Spec.Validations = s.Policy.Spec.Validations[:1] },
+			"warning policy octopus-workspace-script-pods: differs from the shipped manifests"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := snapshot(t)
+			tc.change(&s)
+			text := ""
+			for _, p := range Diagnose(s, storage.Judge{}, "/octopus").Problems {
+				text += string(p.Severity) + " " + p.Object + ": " + p.Problem + "\n"
+			}
+			if !strings.Contains(text, tc.want) {
+				t.Fatalf("problems lack %q:\n%s", tc.want, text)
+			}
+		})
+	}
+	// As shipped: no policy problem.
+	s := snapshot(t)
+	s.PolicyBindings[0].Spec.ValidationActions = []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny, admissionregistrationv1.Audit}
+	for _, p := range Diagnose(s, storage.Judge{}, "/octopus").Problems {
+		if strings.HasPrefix(p.Object, "policy ") || strings.HasPrefix(p.Object, "binding ") {
+			t.Fatalf("shipped policy reported: %+v", p)
 		}
 	}
 }

@@ -32,6 +32,9 @@ func Gather(ctx context.Context, c client.Reader, disc discovery.ServerGroupsInt
 	if s.ShippedMutating, s.ShippedValidating, err = base.WebhookConfigurations(); err != nil {
 		return s, err
 	}
+	if s.ShippedPolicy, _, err = base.ScriptPodPolicy(); err != nil {
+		return s, err
+	}
 	mName, vName := s.ShippedMutating.Name, s.ShippedValidating.Name
 	if scope.MutatingName != "" {
 		mName = scope.MutatingName
@@ -93,6 +96,23 @@ func Gather(ctx context.Context, c client.Reader, disc discovery.ServerGroupsInt
 		return s, fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", vName, err)
 	default:
 		s.Validating = v
+	}
+	p := &admissionregistrationv1.ValidatingAdmissionPolicy{}
+	switch err := c.Get(ctx, client.ObjectKey{Name: s.ShippedPolicy.Name}, p); {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return s, fmt.Errorf("reading ValidatingAdmissionPolicy %s: %w", s.ShippedPolicy.Name, err)
+	default:
+		s.Policy = p
+	}
+	var bindings admissionregistrationv1.ValidatingAdmissionPolicyBindingList
+	if err := c.List(ctx, &bindings); err != nil {
+		return s, fmt.Errorf("listing ValidatingAdmissionPolicyBindings: %w", err)
+	}
+	for _, b := range bindings.Items {
+		if b.Spec.PolicyName == s.ShippedPolicy.Name {
+			s.PolicyBindings = append(s.PolicyBindings, b)
+		}
 	}
 	s.ReadyEndpoints = map[string]int{}
 	for _, svc := range s.WebhookServices() {
