@@ -63,8 +63,8 @@ func TestBoundClaimIsJudgedByItsVolumeNotTodaysDefault(t *testing.T) {
 	before := decisions(t)
 	pod := a.ScriptPod("bound01", tentacle.StyleV2)
 	must(t, createScriptPod(t, ctx, pod))
-	if after := decisions(t); after["validate-pod/allowed/WorkspaceValid"] != before["validate-pod/allowed/WorkspaceValid"]+1 {
-		t.Fatalf("validating decision not recorded as WorkspaceValid: %v", after)
+	if after := decisions(t); after["mutate-pod/mutated/WorkspaceShared"] != before["mutate-pod/mutated/WorkspaceShared"]+1 {
+		t.Fatalf("the script pod's decision (class judged by the bound volume) not recorded as WorkspaceShared: %v", after)
 	}
 	must(t, cp.Client.Get(ctx, client.ObjectKeyFromObject(claim), claim))
 	if claim.Spec.StorageClassName != nil && *claim.Spec.StorageClassName != "" {

@@ -121,7 +121,12 @@ func TestDoctorReportsTheCluster(t *testing.T) {
 		t.Error("no fix for the NFS agent")
 	}
 	if strings.Contains(table.String(), "differs from the shipped manifests") {
-		t.Errorf("false difference between the installed and the shipped configurations (API server defaults?):\n%s", table.String())
+		t.Errorf("false difference between the installed and the shipped configurations or policy (API server defaults?):\n%s", table.String())
+	}
+	for _, p := range report.Problems {
+		if strings.HasPrefix(p.Object, "policy ") || strings.HasPrefix(p.Object, "binding ") {
+			t.Errorf("the policy is installed as shipped, yet: %+v", p)
+		}
 	}
 	var decoded doctor.Report
 	must(t, json.Unmarshal(js.Bytes(), &decoded))
@@ -161,11 +166,11 @@ func TestDoctorReportsABrokenWebhookInstall(t *testing.T) {
 	var b bytes.Buffer
 	must(t, doctor.Print(&b, doctor.Diagnose(snap, storage.Judge{}, "/octopus"), "table"))
 	for _, want := range []string{
-		"[error] webhook script-pod-validation.workspace-webhook.io: missing from the validating configuration",
+		"[error] webhook agent-claim-access-modes.workspace-webhook.io: missing from the validating configuration",
 		"[warning] webhook script-pod-workspace.workspace-webhook.io: failurePolicy Ignore, shipped Fail",
 		"[error] webhook tentacle-pod-placement.workspace-webhook.io: caBundle holds no valid PEM certificate",
 		"[error] service octopus-workspace-webhook/workspace-webhook: the webhook's Service has no ready endpoints",
-		"[warning] webhook agent-claim-access-modes.workspace-webhook.io: differs from the shipped manifests in namespaceSelector",
+		"[warning] webhook opted-in-claim-access-modes.workspace-webhook.io: differs from the shipped manifests in namespaceSelector",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())

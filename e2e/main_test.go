@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
+	"github.com/octopus-agent-tools/workspace-webhook/manifests"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 )
 
@@ -82,6 +83,14 @@ func run(m *testing.M) int {
 	}
 	defer func() { _ = cp.Stop() }()
 
+	policy, binding, err := manifests.ScriptPodPolicy()
+	if err == nil {
+		err = cp.InstallPolicy(ctx, policy, binding)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "installing the script-pod policy:", err)
+		return 1
+	}
 	if err := startWebhook(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "starting webhook:", err)
 		return 1

@@ -249,7 +249,7 @@ func TestScriptPodOnUnsupportedRWXClassIsRefused(t *testing.T) {
 	if err == nil {
 		t.Fatal("script pod on an RWX claim of an EBS class admitted")
 	}
-	for _, want := range []string{`admission webhook "script-pod-validation.workspace-webhook.io" denied the request`,
+	for _, want := range []string{`admission webhook "script-pod-workspace.workspace-webhook.io" denied the request`,
 		"script pod refused: its workspace PersistentVolumeClaim octopus-agent-legacy-rwx/octopus-agent-prod-pvc asks for ReadWriteMany",
 		`"e2e-gp2" (provisioner ebs.csi.aws.com) cannot serve it`} {
 		if !strings.Contains(err.Error(), want) {

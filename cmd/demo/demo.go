@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
+	"github.com/octopus-agent-tools/workspace-webhook/manifests"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/doctor"
@@ -53,6 +54,14 @@ func run(ctx context.Context, out io.Writer, keepRunning bool) error {
 	wio := cp.WebhookInstallOptions
 	say(out, "==> webhook serving on https://%s:%d (log: %s)", wio.LocalServingHost, wio.LocalServingPort, logFile)
 	say(out, "    registered from manifests/base/webhooks.yaml: MutatingWebhookConfiguration and ValidatingWebhookConfiguration octopus-workspace-webhook")
+	policy, binding, err := manifests.ScriptPodPolicy()
+	if err != nil {
+		return err
+	}
+	if err := cp.InstallPolicy(ctx, policy, binding); err != nil {
+		return err
+	}
+	say(out, "    and from manifests/base/script-pod-policy.yaml: ValidatingAdmissionPolicy %s, checking each script pod's final state in the API server", policy.Name)
 
 	agent := tentacle.Agent{Namespace: "octopus-agent-demo", Release: "demo",
 		AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, NodeSelector: map[string]string{"kubernetes.io/hostname": "node-2"}}

@@ -52,7 +52,6 @@ func startNoopServer(t testing.TB, certDir string) string {
 		c.MinVersion, c.NextProtos = tls.VersionTLS13, []string{"http/1.1"}
 	}}})
 	srv.Register(app.MutatePodPath, wh.NewReviewServer(noop, false, discardLogger()))
-	srv.Register(app.ValidatePodPath, wh.NewReviewServer(noop, false, discardLogger()))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() { _ = srv.Start(ctx) }()
@@ -68,7 +67,7 @@ func startNoopServer(t testing.TB, certDir string) string {
 
 // registerWebhooks installs manifests/base's webhook configurations twice: pointing at
 // ours (namespaces without sideLabel) and at the no-op server (sideLabel=noop), both with
-// the CA of the harness's serving certificate.
+// the CA of the harness's serving certificate; and the final-state policy, bound to ours.
 func registerWebhooks(ctx context.Context, cp *controlplane.ControlPlane, ours, noop string) error {
 	ca := cp.WebhookInstallOptions.LocalServingCAData
 	for _, target := range []struct {
@@ -105,7 +104,13 @@ func registerWebhooks(ctx context.Context, cp *controlplane.ControlPlane, ours, 
 			return err
 		}
 	}
-	return nil
+	policy, binding, err := manifests.ScriptPodPolicy()
+	if err != nil {
+		return err
+	}
+	binding.Spec.MatchResources = &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: sideLabel, Operator: metav1.LabelSelectorOpDoesNotExist}}}}
+	return cp.InstallPolicy(ctx, policy, binding)
 }
 
 // installAgent installs an agent as its chart does (Deployment, claim on a pre-bound volume)

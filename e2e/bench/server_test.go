@@ -16,12 +16,15 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	wh "github.com/octopus-agent-tools/workspace-webhook/webhook"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/reason"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/workspace"
 )
 
 // noopPath serves the floor: the same server, mux, metrics wrapper and review server
@@ -42,12 +45,11 @@ var noop = admission.HandlerFunc(func(context.Context, admission.Request) admiss
 // running in this test binary against the shared kube-apiserver, with the no-op handler
 // registered on the same webhook server.
 type inProcess struct {
-	mux          http.Handler // the webhook server's mux: what its TLS listener serves
-	addr         string       // 127.0.0.1:port of the HTTPS listener
-	pool         *x509.CertPool
-	node         string
-	mutateBody   []byte // AdmissionReview of a Tentacle v3 script pod CREATE
-	validateBody []byte // the same pod as the validating webhook sees it (after the patch)
+	mux        http.Handler // the webhook server's mux: what its TLS listener serves
+	addr       string       // 127.0.0.1:port of the HTTPS listener
+	pool       *x509.CertPool
+	node       string
+	mutateBody []byte // AdmissionReview of a Tentacle v3 script pod CREATE
 }
 
 var inproc struct {
@@ -120,9 +122,12 @@ func startInProcess(t testing.TB, cp *controlplane.ControlPlane) (*inProcess, er
 	if err != nil {
 		return nil, err
 	}
-	w.validateBody = admissionReview(final, a.Namespace, pod.Name)
-	if r, err := decodeResponse(serveOnce(w.mux, app.ValidatePodPath, w.validateBody).Body.Bytes()); err != nil || !r.Allowed {
-		return nil, fmt.Errorf("the validating webhook refused the mutated pod: %v %v", err, r)
+	var finalPod corev1.Pod
+	if err := json.Unmarshal(final, &finalPod); err != nil {
+		return nil, err
+	}
+	if v := workspace.CheckFinalState(&finalPod); v.Denied || v.Code != reason.WorkspaceValid {
+		return nil, fmt.Errorf("the final-state check refuses the mutated pod: %s %s", v.Code, v.Message)
 	}
 	return w, nil
 }

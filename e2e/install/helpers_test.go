@@ -126,3 +126,14 @@ func asServiceAccount(cfg *rest.Config) *rest.Config {
 		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + webhookNS, "system:authenticated"}}
 	return c
 }
+
+// equalJSON compares two values by their JSON form (nil and empty selectors alike only when
+// they marshal alike).
+func equalJSON(t *testing.T, a, b any) bool {
+	t.Helper()
+	ja, err := json.Marshal(a)
+	must(t, err)
+	jb, err := json.Marshal(b)
+	must(t, err)
+	return string(ja) == string(jb)
+}

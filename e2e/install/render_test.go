@@ -91,7 +91,8 @@ func TestManifestsApplyWithServerSideDryRun(t *testing.T) {
 				}
 				want := map[string]int{"Namespace": 1, "PriorityClass": 1, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
 					"ConfigMap": 1, "Deployment": 1, "Service": 1, "PodDisruptionBudget": 1,
-					"MutatingWebhookConfiguration": 1, "ValidatingWebhookConfiguration": 1}
+					"MutatingWebhookConfiguration": 1, "ValidatingWebhookConfiguration": 1,
+					"ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1}
 				switch flavour {
 				case "cert-manager":
 					want["Certificate"], want["Issuer"] = 2, 2

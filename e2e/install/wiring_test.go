@@ -425,3 +425,30 @@ func TestApplyOrder(t *testing.T) {
 		}
 	}
 }
+
+// The final-state policy sees exactly the script pods the mutating webhook sees: same
+// resources and operations, same object and namespace selection. A pod the webhook never
+// marked is out of the policy's scope by its match condition, but the selectors must agree
+// or the two would disagree on which namespaces are served at all.
+func TestPolicyScopeIsTheMutatingWebhooks(t *testing.T) {
+	for _, flavour := range manifests.Flavours {
+		r := renderFlavour(t, flavour)
+		var policy admissionregistrationv1.ValidatingAdmissionPolicy
+		var binding admissionregistrationv1.ValidatingAdmissionPolicyBinding
+		find(t, r.objs, "ValidatingAdmissionPolicy", "", &policy)
+		find(t, r.objs, "ValidatingAdmissionPolicyBinding", "", &binding)
+		script := r.mutating.Webhooks[slices.IndexFunc(r.mutating.Webhooks, func(w admissionregistrationv1.MutatingWebhook) bool {
+			return w.ClientConfig.Service != nil && *w.ClientConfig.Service.Path == app.MutatePodPath
+		})]
+		mc := policy.Spec.MatchConstraints
+		if len(mc.ResourceRules) != len(script.Rules) || !equalJSON(t, mc.ResourceRules[0].RuleWithOperations, script.Rules[0]) ||
+			!equalJSON(t, mc.ObjectSelector, script.ObjectSelector) || !equalJSON(t, mc.NamespaceSelector, script.NamespaceSelector) {
+			t.Errorf("%s: policy scope %+v differs from the mutating webhook's (rules %+v, objects %+v, namespaces %+v)",
+				flavour, mc, script.Rules, script.ObjectSelector, script.NamespaceSelector)
+		}
+		if binding.Spec.PolicyName != policy.Name || !slices.Contains(binding.Spec.ValidationActions, admissionregistrationv1.Deny) ||
+			!slices.Contains(binding.Spec.ValidationActions, admissionregistrationv1.Audit) {
+			t.Errorf("%s: binding %+v does not enforce and audit policy %s", flavour, binding.Spec, policy.Name)
+		}
+	}
+}
