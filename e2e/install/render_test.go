@@ -3,7 +3,6 @@ package install
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,7 +24,6 @@ import (
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/manifests"
-	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 )
 
 // gkeLikeAdmission configures ResourceQuota admission as GKE does (and as the Kubernetes docs
@@ -235,16 +233,10 @@ func TestDeploymentArgsAreAcceptedByTheBinary(t *testing.T) {
 	for _, flavour := range manifests.Flavours {
 		var d appsv1.Deployment
 		find(t, render(t, flavour, false), "Deployment", "workspace-webhook", &d)
-		opts := app.DefaultOptions()
-		opts.Namespace = webhookNS // from POD_NAMESPACE via the downward API
-		fs := flag.NewFlagSet("workspace-webhook", flag.ContinueOnError)
-		opts.BindFlags(fs)
-		if err := fs.Parse(d.Spec.Template.Spec.Containers[0].Args); err != nil {
+		opts, err := parseArgs(d.Spec.Template.Spec.Containers[0].Args, webhookNS)
+		if err != nil {
 			t.Errorf("%s: %v", flavour, err)
 			continue
-		}
-		if fs.NArg() > 0 { // the flag package stops at the first non-flag: the rest would be ignored
-			t.Errorf("%s: arguments the binary would not parse as flags: %v", flavour, fs.Args())
 		}
 		if err := opts.Validate(); err != nil {
 			t.Errorf("%s: %v", flavour, err)

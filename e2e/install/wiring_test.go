@@ -1,7 +1,6 @@
 package install
 
 import (
-	"flag"
 	"net"
 	"os"
 	"path"
@@ -48,16 +47,11 @@ func renderFlavour(t *testing.T, flavour string) rendered {
 		t.Fatalf("%s: %d containers, want 1", flavour, n)
 	}
 	r.container = r.deploy.Spec.Template.Spec.Containers[0]
-	r.opts = app.DefaultOptions()
-	fs := flag.NewFlagSet("workspace-webhook", flag.ContinueOnError)
-	r.opts.BindFlags(fs)
-	if err := fs.Parse(r.container.Args); err != nil {
+	opts, err := parseArgs(r.container.Args, r.deploy.Namespace)
+	if err != nil {
 		t.Fatalf("%s: %v", flavour, err)
 	}
-	if fs.NArg() > 0 {
-		t.Fatalf("%s: arguments the binary would ignore: %v", flavour, fs.Args())
-	}
-	r.opts.Namespace = r.deploy.Namespace // POD_NAMESPACE, from the downward API
+	r.opts = opts
 	return r
 }
 
