@@ -10,8 +10,8 @@ import (
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 )
 
-// build.sh builds the version this package looks for, and the binary found is that version
-// (or the one $HELM names).
+// build.sh and the Makefile build the version this package looks for, and the binary found is
+// that version (or the one $HELM names).
 func TestBuildScriptAndBinaryAgreeOnTheVersion(t *testing.T) {
 	root, err := controlplane.RepoRoot()
 	if err != nil {
@@ -24,6 +24,13 @@ func TestBuildScriptAndBinaryAgreeOnTheVersion(t *testing.T) {
 	m := regexp.MustCompile(`HELM_VERSION="\$\{HELM_VERSION:-([^}]+)\}"`).FindSubmatch(script)
 	if m == nil || string(m[1]) != Version {
 		t.Fatalf("build.sh builds %q by default, this package looks for %s", m, Version)
+	}
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := regexp.MustCompile(`(?m)^HELM_VERSION\s*\?=\s*(\S+)$`).FindSubmatch(makefile); m == nil || string(m[1]) != Version {
+		t.Fatalf("the Makefile builds %q, this package looks for %s", m, Version)
 	}
 	bin := Require(t)
 	out, err := Run(bin, "version", "--short")
