@@ -16,8 +16,6 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/pod-security-admission/api"
-	"k8s.io/pod-security-admission/policy"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -198,16 +196,11 @@ func TestWebhookConfigurationsAreScopedAndShort(t *testing.T) {
 
 // The rendered Deployment passes the Pod Security "restricted" profile, in both flavours.
 func TestDeploymentPassesRestrictedPodSecurity(t *testing.T) {
-	evaluator, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, flavour := range manifests.Flavours {
 		var d appsv1.Deployment
 		find(t, render(t, flavour, false), "Deployment", "workspace-webhook", &d)
-		results := evaluator.EvaluatePod(api.LevelVersion{Level: api.LevelRestricted, Version: api.LatestVersion()}, &d.Spec.Template.ObjectMeta, &d.Spec.Template.Spec)
-		if agg := policy.AggregateCheckResults(results); !agg.Allowed {
-			t.Errorf("%s: Deployment fails Pod Security restricted: %s: %s", flavour, agg.ForbiddenReason(), agg.ForbiddenDetail())
+		if why := podSecurityRestricted(t, &d.Spec.Template); why != "" {
+			t.Errorf("%s: Deployment fails Pod Security restricted: %s", flavour, why)
 		}
 		if *d.Spec.Replicas < 2 {
 			t.Errorf("%s: %d replicas, want at least 2", flavour, *d.Spec.Replicas)
