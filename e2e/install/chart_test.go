@@ -2,13 +2,17 @@ package install
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/helm"
 )
 
@@ -311,5 +315,41 @@ func TestChartFollowsTheReleaseNamespace(t *testing.T) {
 			}
 			checkChanges(t, before, after, want)
 		})
+	}
+}
+
+// The namespace the README has an admin create for the chart carries the Pod Security labels
+// the kustomization's Namespace carries, so a Helm install is held to the same profile.
+func TestReadmeNamespaceHasThePodSecurityLabels(t *testing.T) {
+	var ns corev1.Namespace
+	find(t, render(t, "cert-manager", false), "Namespace", webhookNS, &ns)
+	root, err := controlplane.RepoRoot()
+	must(t, err)
+	for _, doc := range []string{"README.md", filepath.Join("manifests", "README.md")} {
+		b, err := os.ReadFile(filepath.Join(root, doc))
+		must(t, err)
+		text := strings.ReplaceAll(string(b), "\\\n", " ")
+		var command string
+		for _, line := range strings.Split(text, "\n") {
+			if strings.HasPrefix(line, "kubectl label namespace "+webhookNS+" ") {
+				command = line
+			}
+		}
+		if command == "" {
+			t.Errorf("%s: no `kubectl label namespace %s` command", doc, webhookNS)
+			continue
+		}
+		n := 0
+		for k, v := range ns.Labels {
+			if strings.HasPrefix(k, "pod-security.kubernetes.io/") {
+				n++
+				if !slices.Contains(strings.Fields(command), k+"="+v) {
+					t.Errorf("%s: the namespace command lacks %s=%s: %s", doc, k, v, command)
+				}
+			}
+		}
+		if n == 0 {
+			t.Fatalf("the kustomization's Namespace has no Pod Security labels: %v", ns.Labels)
+		}
 	}
 }
