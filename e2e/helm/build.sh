@@ -22,7 +22,7 @@ if [ -x "$out" ]; then echo "helm $HELM_VERSION present"; exit 0; fi
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOWORK=off
 mod="$root/bin/src/helm"
 mkdir -p "$mod" "$(dirname "$out")"
-if ! grep -qs "helm.sh/helm/v3 $HELM_VERSION\$" "$mod/go.mod"; then
+if ! grep -Eqs "helm\.sh/helm/v3 $HELM_VERSION( |$)" "$mod/go.mod"; then
   rm -f "$mod/go.mod" "$mod/go.sum"
   (cd "$mod" && go mod init build.local/helm >/dev/null 2>&1 && go get "helm.sh/helm/v3@$HELM_VERSION" >/dev/null)
 fi
