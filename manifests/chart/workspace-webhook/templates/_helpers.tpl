@@ -46,13 +46,13 @@ clientConfig:
 
 {{/* How the webhook configurations get their caBundle, by certificate mode. */}}
 {{- define "workspace-webhook.caInjection" -}}
-{{- if eq .Values.certificates.mode "cert-manager" }}
+{{- if eq .Values.certificates.mode "cert-manager" -}}
 annotations:
   cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/workspace-webhook-serving
-{{- else if eq .Values.certificates.mode "service-ca" }}
+{{- else if eq .Values.certificates.mode "service-ca" -}}
 annotations:
   service.beta.openshift.io/inject-cabundle: "true"
-{{- end }}
+{{- end -}}
 {{- end }}
 
 {{/* The Secret mounted at --cert-dir when another component issues the certificate. */}}
