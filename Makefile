@@ -6,11 +6,13 @@ GO            ?= go
 BIN           := $(CURDIR)/bin
 KUBERNETES_VERSION ?= v1.36.3
 CONTROLPLANE  := $(BIN)/k8s/$(KUBERNETES_VERSION)
+HELM_VERSION  ?= v3.22.0
+HELM_BIN      := $(or $(HELM),$(BIN)/helm/$(HELM_VERSION)/helm)
 IMAGE         ?= workspace-webhook:dev
 PLATFORMS     ?= linux/amd64,linux/arm64
 TEST_TIMEOUT  ?= 45m
 BENCH_COUNT   ?= 6
-export KUBERNETES_VERSION
+export KUBERNETES_VERSION HELM_VERSION
 
 .PHONY: help
 help: ## Show this help.
@@ -33,16 +35,20 @@ vet: ## Vet the code and check formatting.
 controlplane: ## Build kube-apiserver, etcd, scheduler, controller manager and kwok from the Go module proxy into bin/ (cached).
 	@bash e2e/controlplane/build.sh $(CONTROLPLANE)
 
+.PHONY: helm
+helm: ## Build helm from the Go module proxy into bin/helm/ (cached; HELM=/path/to/helm uses yours instead).
+	@bash e2e/helm/build.sh $(BIN)/helm/$(HELM_VERSION)/helm
+
 .PHONY: unit
 unit: ## Unit and golden tests only (no control plane).
 	$(GO) test -count=1 ./webhook/... ./certs/... ./cmd/...
 
 .PHONY: test
-test: vet controlplane ## All tests: unit, golden, and end-to-end against a real control plane.
+test: vet controlplane helm ## All tests: unit, golden, and end-to-end against a real control plane.
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 .PHONY: e2e
-e2e: controlplane ## End-to-end tests only.
+e2e: controlplane helm ## End-to-end tests only.
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./e2e/...
 
 .PHONY: fuzz
@@ -60,14 +66,19 @@ bench: controlplane ## Benchmarks, each next to its baseline in the same run; re
 	@bash e2e/bench/run.sh $(BENCH_COUNT)
 
 .PHONY: manifests
-manifests: ## Render the kustomizations to stdout (default: cert-manager flavour).
+manifests: ## Render the kustomizations to stdout (FLAVOUR=cert-manager (default), self-managed or service-ca).
 	$(GO) run ./manifests/render $(or $(FLAVOUR),cert-manager)
+
+.PHONY: chart
+chart: helm ## Render the Helm chart to stdout (SET=key=value,... for values; namespace octopus-workspace-webhook).
+	@$(HELM_BIN) template workspace-webhook manifests/chart/workspace-webhook \
+		--namespace octopus-workspace-webhook $(if $(SET),--set '$(SET)')
 
 .PHONY: image
 image: ## Build the multi-arch image (needs a Docker engine with buildx; not available on our build machines).
 	docker buildx build --platform $(PLATFORMS) -t $(IMAGE) .
 
 .PHONY: clean
-clean: ## Remove built binaries (keeps the cached control plane unless CLEAN_CONTROLPLANE=1).
+clean: ## Remove built binaries (keeps the cached control plane and helm unless CLEAN_CONTROLPLANE=1).
 	rm -f $(BIN)/workspace-webhook
-	@if [ "$(CLEAN_CONTROLPLANE)" = 1 ]; then rm -rf $(BIN)/k8s $(BIN)/src; fi
+	@if [ "$(CLEAN_CONTROLPLANE)" = 1 ]; then rm -rf $(BIN)/k8s $(BIN)/helm $(BIN)/src; fi

@@ -15,7 +15,7 @@ import (
 )
 
 // Flavours are the installable kustomizations: how the serving certificate is obtained.
-var Flavours = []string{"cert-manager", "self-managed"}
+var Flavours = []string{"cert-manager", "self-managed", "service-ca"}
 
 // NetworkPolicyComponent is the optional kustomize Component, relative to Dir.
 const NetworkPolicyComponent = "components/network-policy"

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,9 +21,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/manifests"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 )
 
 const (
@@ -90,6 +93,12 @@ func render(t *testing.T, flavour string, netpol bool) []*unstructured.Unstructu
 	if err != nil {
 		t.Fatal(err)
 	}
+	return decodeObjects(t, y)
+}
+
+// decodeObjects parses a multi-document YAML stream (kustomize's or helm's output).
+func decodeObjects(t *testing.T, y []byte) []*unstructured.Unstructured {
+	t.Helper()
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(y), 4096)
 	var out []*unstructured.Unstructured
 	for {
@@ -136,4 +145,23 @@ func equalJSON(t *testing.T, a, b any) bool {
 	jb, err := json.Marshal(b)
 	must(t, err)
 	return string(ja) == string(jb)
+}
+
+// parseArgs parses container arguments with the flags the binary binds (cmd/workspace-webhook:
+// the webhook's options, then zap's), so an argument it would reject fails here.
+func parseArgs(args []string, namespace string) (app.Options, error) {
+	opts := app.DefaultOptions()
+	opts.Namespace = namespace // POD_NAMESPACE, from the downward API
+	fs := flag.NewFlagSet("workspace-webhook", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	opts.BindFlags(fs)
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return opts, err
+	}
+	if fs.NArg() > 0 { // the flag package stops at the first non-flag: the rest would be ignored
+		return opts, fmt.Errorf("arguments the binary would not parse as flags: %v", fs.Args())
+	}
+	return opts, nil
 }

@@ -3,7 +3,6 @@ package install
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,15 +16,13 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/pod-security-admission/api"
-	"k8s.io/pod-security-admission/policy"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/manifests"
-	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 )
 
 // gkeLikeAdmission configures ResourceQuota admission as GKE does (and as the Kubernetes docs
@@ -46,49 +43,29 @@ plugins:
               values: ["system-node-critical", "system-cluster-critical"]
 `
 
-// Every kustomization renders and the API server accepts every object (server-side dry-run,
-// strict field validation, create and server-side apply, cert-manager's CRDs installed), so a
-// schema mistake fails the build. The pod the Deployment would create is dry-run created too,
-// so the admission a real pod meets (Pod Security enforced on the namespace, Priority,
-// ResourceQuota) judges it.
+// Every kustomization and every chart value set renders and the API server accepts every
+// object (server-side dry-run, strict field validation, create and server-side apply,
+// cert-manager's CRDs and a ServiceMonitor CRD installed), so a schema mistake fails the build.
+// The pod the Deployment would create is dry-run created too, so the admission a real pod meets
+// (Pod Security enforced on the namespace, Priority, ResourceQuota) judges it.
 func TestManifestsApplyWithServerSideDryRun(t *testing.T) {
 	admissionFile := filepath.Join(t.TempDir(), "admission.yaml")
 	must(t, os.WriteFile(admissionFile, []byte(gkeLikeAdmission), 0o600))
+	crds, err := filepath.Abs(filepath.Join("testdata", "crds"))
+	must(t, err)
 	cp := start(t, controlplane.Options{
-		CRDInstallOptions:  envtest.CRDInstallOptions{Paths: []string{certManagerCRDs(t)}},
+		CRDInstallOptions:  envtest.CRDInstallOptions{Paths: []string{certManagerCRDs(t), crds}},
 		ExtraAPIServerArgs: map[string][]string{"admission-control-config-file": {admissionFile}},
 	})
-	if len(cp.CRDs) < 6 {
-		t.Fatalf("%d cert-manager CRDs installed, want 6", len(cp.CRDs))
+	if len(cp.CRDs) < 7 {
+		t.Fatalf("%d CRDs installed, want cert-manager's 6 and ServiceMonitor", len(cp.CRDs))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for _, flavour := range manifests.Flavours {
 		for _, netpol := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/network-policy=%v", flavour, netpol), func(t *testing.T) {
-				objs := render(t, flavour, netpol)
-				// Dry-runs of namespaced objects need their Namespace, and the pod below its
-				// PriorityClass: create those two for real.
-				for _, o := range objs {
-					if o.GetKind() == "Namespace" || o.GetKind() == "PriorityClass" {
-						if err := cp.Client.Create(ctx, o.DeepCopy()); err != nil && !apierrors.IsAlreadyExists(err) {
-							t.Fatal(err)
-						}
-					}
-				}
-				kinds := map[string]int{}
-				for _, o := range objs {
-					kinds[o.GetKind()]++
-					what := o.GetKind() + " " + o.GetName()
-					if err := cp.Client.Create(ctx, o.DeepCopy(), client.DryRunAll, client.FieldValidation("Strict")); err != nil &&
-						!(apierrors.IsAlreadyExists(err) && (o.GetKind() == "Namespace" || o.GetKind() == "PriorityClass")) {
-						t.Errorf("%s rejected on create: %v", what, err)
-					}
-					if err := cp.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(o.DeepCopy()),
-						client.FieldOwner("kubectl"), client.ForceOwnership, client.DryRunAll); err != nil {
-						t.Errorf("%s rejected on server-side apply: %v", what, err)
-					}
-				}
+				kinds := dryRunInstall(ctx, t, cp, render(t, flavour, netpol))
 				want := map[string]int{"Namespace": 1, "PriorityClass": 1, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
 					"ConfigMap": 1, "Deployment": 1, "Service": 1, "PodDisruptionBudget": 1,
 					"MutatingWebhookConfiguration": 1, "ValidatingWebhookConfiguration": 1,
@@ -112,14 +89,26 @@ func TestManifestsApplyWithServerSideDryRun(t *testing.T) {
 						t.Errorf("unexpected %s rendered", k)
 					}
 				}
-
-				var d appsv1.Deployment
-				find(t, objs, "Deployment", "workspace-webhook", &d)
-				if err := cp.Client.Create(ctx, podOf(&d), client.DryRunAll); err != nil {
-					t.Errorf("the Deployment's pod is refused by admission: %v", err)
-				}
 			})
 		}
+	}
+	// The chart installs into a namespace that exists (README: created first, with the
+	// kustomization's Pod Security labels), so the API server's admission judges its pod there.
+	var ns corev1.Namespace
+	find(t, render(t, "cert-manager", false), "Namespace", webhookNS, &ns)
+	for _, c := range chartCases {
+		t.Run("chart/"+c.name, func(t *testing.T) {
+			objs := renderChart(t, c.namespace, c.flags...)
+			release := &unstructured.Unstructured{}
+			release.SetAPIVersion("v1")
+			release.SetKind("Namespace")
+			release.SetName(c.namespace)
+			release.SetLabels(ns.Labels)
+			kinds := dryRunInstall(ctx, t, cp, append([]*unstructured.Unstructured{release}, objs...))
+			if c.name == "every-option" && (kinds["ServiceMonitor"] != 1 || kinds["NetworkPolicy"] != 1) {
+				t.Errorf("want the optional ServiceMonitor and NetworkPolicy applied: %v", kinds)
+			}
+		})
 	}
 
 	// The admission above was live: a pod the restricted profile forbids is refused there, and
@@ -141,6 +130,42 @@ func TestManifestsApplyWithServerSideDryRun(t *testing.T) {
 			t.Logf("system-cluster-critical in %s on a GKE-like API server: HTTP %d %s: %v", webhookNS, status.Status().Code, status.Status().Reason, err)
 		}
 	}
+}
+
+// dryRunInstall creates the Namespace and PriorityClass of objs for real (dry-runs of
+// namespaced objects need their Namespace, and the pod its PriorityClass), dry-runs every object
+// with create and with server-side apply under strict field validation, then the pod the
+// Deployment would create, and counts the kinds.
+func dryRunInstall(ctx context.Context, t *testing.T, cp *controlplane.ControlPlane, objs []*unstructured.Unstructured) map[string]int {
+	t.Helper()
+	real := func(o *unstructured.Unstructured) bool {
+		return o.GetKind() == "Namespace" || o.GetKind() == "PriorityClass"
+	}
+	for _, o := range objs {
+		if real(o) {
+			if err := cp.Client.Create(ctx, o.DeepCopy()); err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
+		}
+	}
+	kinds := map[string]int{}
+	for _, o := range objs {
+		kinds[o.GetKind()]++
+		what := o.GetKind() + " " + o.GetName()
+		if err := cp.Client.Create(ctx, o.DeepCopy(), client.DryRunAll, client.FieldValidation("Strict")); err != nil && !(apierrors.IsAlreadyExists(err) && real(o)) {
+			t.Errorf("%s rejected on create: %v", what, err)
+		}
+		if err := cp.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(o.DeepCopy()),
+			client.FieldOwner("kubectl"), client.ForceOwnership, client.DryRunAll); err != nil {
+			t.Errorf("%s rejected on server-side apply: %v", what, err)
+		}
+	}
+	var d appsv1.Deployment
+	find(t, objs, "Deployment", "workspace-webhook", &d)
+	if err := cp.Client.Create(ctx, podOf(&d), client.DryRunAll); err != nil {
+		t.Errorf("the Deployment's pod is refused by admission: %v", err)
+	}
+	return kinds
 }
 
 // podOf is the pod a ReplicaSet of d would create.
@@ -201,16 +226,11 @@ func TestWebhookConfigurationsAreScopedAndShort(t *testing.T) {
 
 // The rendered Deployment passes the Pod Security "restricted" profile, in both flavours.
 func TestDeploymentPassesRestrictedPodSecurity(t *testing.T) {
-	evaluator, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, flavour := range manifests.Flavours {
 		var d appsv1.Deployment
 		find(t, render(t, flavour, false), "Deployment", "workspace-webhook", &d)
-		results := evaluator.EvaluatePod(api.LevelVersion{Level: api.LevelRestricted, Version: api.LatestVersion()}, &d.Spec.Template.ObjectMeta, &d.Spec.Template.Spec)
-		if agg := policy.AggregateCheckResults(results); !agg.Allowed {
-			t.Errorf("%s: Deployment fails Pod Security restricted: %s: %s", flavour, agg.ForbiddenReason(), agg.ForbiddenDetail())
+		if why := podSecurityRestricted(t, &d.Spec.Template); why != "" {
+			t.Errorf("%s: Deployment fails Pod Security restricted: %s", flavour, why)
 		}
 		if *d.Spec.Replicas < 2 {
 			t.Errorf("%s: %d replicas, want at least 2", flavour, *d.Spec.Replicas)
@@ -236,16 +256,10 @@ func TestDeploymentArgsAreAcceptedByTheBinary(t *testing.T) {
 	for _, flavour := range manifests.Flavours {
 		var d appsv1.Deployment
 		find(t, render(t, flavour, false), "Deployment", "workspace-webhook", &d)
-		opts := app.DefaultOptions()
-		opts.Namespace = webhookNS // from POD_NAMESPACE via the downward API
-		fs := flag.NewFlagSet("workspace-webhook", flag.ContinueOnError)
-		opts.BindFlags(fs)
-		if err := fs.Parse(d.Spec.Template.Spec.Containers[0].Args); err != nil {
+		opts, err := parseArgs(d.Spec.Template.Spec.Containers[0].Args, webhookNS)
+		if err != nil {
 			t.Errorf("%s: %v", flavour, err)
 			continue
-		}
-		if fs.NArg() > 0 { // the flag package stops at the first non-flag: the rest would be ignored
-			t.Errorf("%s: arguments the binary would not parse as flags: %v", flavour, fs.Args())
 		}
 		if err := opts.Validate(); err != nil {
 			t.Errorf("%s: %v", flavour, err)

@@ -1,7 +1,6 @@
 package install
 
 import (
-	"flag"
 	"net"
 	"os"
 	"path"
@@ -48,16 +47,11 @@ func renderFlavour(t *testing.T, flavour string) rendered {
 		t.Fatalf("%s: %d containers, want 1", flavour, n)
 	}
 	r.container = r.deploy.Spec.Template.Spec.Containers[0]
-	r.opts = app.DefaultOptions()
-	fs := flag.NewFlagSet("workspace-webhook", flag.ContinueOnError)
-	r.opts.BindFlags(fs)
-	if err := fs.Parse(r.container.Args); err != nil {
+	opts, err := parseArgs(r.container.Args, r.deploy.Namespace)
+	if err != nil {
 		t.Fatalf("%s: %v", flavour, err)
 	}
-	if fs.NArg() > 0 {
-		t.Fatalf("%s: arguments the binary would ignore: %v", flavour, fs.Args())
-	}
-	r.opts.Namespace = r.deploy.Namespace // POD_NAMESPACE, from the downward API
+	r.opts = opts
 	return r
 }
 
@@ -232,6 +226,10 @@ func TestFlavoursAreWiredTogether(t *testing.T) {
 				checkCertManager(t, r, mount, vol, annotation)
 			case "self-managed":
 				checkSelfManaged(t, r, mount, vol, annotation)
+			case "service-ca":
+				checkServiceCA(t, r, mount, vol, annotation)
+			default:
+				t.Fatalf("no certificate checks for flavour %s", flavour)
 			}
 		})
 	}
@@ -283,6 +281,30 @@ func checkCertManager(t *testing.T, r rendered, mount corev1.VolumeMount, vol co
 		if o.GetKind() == "Role" || strings.Contains(o.GetName(), "cabundle") {
 			t.Errorf("%s %s: the cert-manager flavour needs no certificate RBAC", o.GetKind(), o.GetName())
 		}
+	}
+}
+
+// checkServiceCA: OpenShift's service CA operator writes the Secret the Service's annotation
+// names (tls.crt, tls.key) and injects its CA into both webhook configurations.
+func checkServiceCA(t *testing.T, r rendered, mount corev1.VolumeMount, vol corev1.Volume, certManagerAnnotation string) {
+	if r.opts.CertMode != app.CertModeFiles || r.opts.CertName != "tls.crt" || r.opts.KeyName != "tls.key" {
+		t.Errorf("--cert-mode=%s, files %s/%s; want files with the service CA's tls.crt and tls.key", r.opts.CertMode, r.opts.CertName, r.opts.KeyName)
+	}
+	secret := r.service.Annotations["service.beta.openshift.io/serving-cert-secret-name"]
+	if secret == "" || vol.Secret == nil || vol.Secret.SecretName != secret || !mount.ReadOnly {
+		t.Errorf("--cert-dir must be the Secret the Service asks the service CA for (%q), read-only: %+v %+v", secret, vol, mount)
+	}
+	const inject = "service.beta.openshift.io/inject-cabundle"
+	if r.mutating.Annotations[inject] != "true" || r.validating.Annotations[inject] != "true" {
+		t.Errorf("both webhook configurations need %s: \"true\", got %q and %q", inject, r.mutating.Annotations[inject], r.validating.Annotations[inject])
+	}
+	for _, o := range r.objs {
+		if o.GetKind() == "Certificate" || o.GetKind() == "Issuer" || o.GetKind() == "Role" || strings.Contains(o.GetName(), "cabundle") {
+			t.Errorf("%s %s: the service-ca flavour needs no cert-manager objects or certificate RBAC", o.GetKind(), o.GetName())
+		}
+	}
+	if _, ok := r.mutating.Annotations[certManagerAnnotation]; ok {
+		t.Errorf("service-ca configurations must not carry %s", certManagerAnnotation)
 	}
 }
 

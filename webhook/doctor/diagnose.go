@@ -358,7 +358,7 @@ func webhookProblems(s Snapshot) []Problem {
 	}
 	if s.Mutating == nil || s.Validating == nil {
 		out = append(out, Problem{Error, "webhook", "the workspace webhook's configurations are not installed (octopus-workspace-webhook)",
-			"kubectl apply -k manifests/cert-manager (or manifests/self-managed)"})
+			"install it (README \"Install\"): helm install workspace-webhook manifests/chart/workspace-webhook -n octopus-workspace-webhook, or kubectl apply -k manifests/cert-manager (self-managed, service-ca)"})
 		if s.Mutating == nil && s.Validating == nil {
 			return out
 		}

@@ -234,7 +234,7 @@ func TestDiagnosePolicy(t *testing.T) {
 		"missing":    {func(s *Snapshot) { s.Policy, s.PolicyBindings = nil, nil }, "error policy octopus-workspace-script-pods: the ValidatingAdmissionPolicy that checks each script pod's final state is not installed"},
 		"no binding": {func(s *Snapshot) { s.PolicyBindings = nil }, "error policy octopus-workspace-script-pods: has no ValidatingAdmissionPolicyBinding, so it checks nothing"},
 		"edited": {func(s *Snapshot) { s.Policy.Spec.Validations = s.Policy.Spec.Validations[:1] },
-			"warning policy octopus-workspace-script-pods: differs from the shipped manifests"},
+			"warning policy octopus-workspace-script-pods: differs from the shipped manifests in validations"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := snapshot(t)

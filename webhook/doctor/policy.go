@@ -21,8 +21,22 @@ func policyProblems(s Snapshot) []Problem {
 			"re-apply the manifests of this version (kubectl apply -k manifests/cert-manager, or helm upgrade)"}}
 	}
 	var out []Problem
-	if !equalJSON(s.Policy.Spec, s.ShippedPolicy.Spec) {
-		out = append(out, Problem{Warning, obj, "differs from the shipped manifests (an older install, or an edit)", "re-apply the manifests of this version"})
+	have, want := s.Policy.Spec, s.ShippedPolicy.Spec
+	var differ []string
+	for field, pair := range map[string][2]any{
+		"failurePolicy": {have.FailurePolicy, want.FailurePolicy}, "matchConstraints": {have.MatchConstraints, want.MatchConstraints},
+		"matchConditions": {have.MatchConditions, want.MatchConditions}, "variables": {have.Variables, want.Variables},
+		"validations": {have.Validations, want.Validations}, "auditAnnotations": {have.AuditAnnotations, want.AuditAnnotations},
+		"paramKind": {have.ParamKind, want.ParamKind},
+	} {
+		if !equalJSON(pair[0], pair[1]) {
+			differ = append(differ, field)
+		}
+	}
+	if len(differ) > 0 {
+		sort.Strings(differ)
+		out = append(out, Problem{Warning, obj, "differs from the shipped manifests in " + strings.Join(differ, ", "),
+			"re-apply the manifests of this version (an older install, or an edit, changes what the policy checks)"})
 	}
 	if len(s.PolicyBindings) == 0 {
 		return append(out, Problem{Error, obj, "has no ValidatingAdmissionPolicyBinding, so it checks nothing",
