@@ -256,4 +256,9 @@ func TestScriptPodOnUnsupportedRWXClassIsRefused(t *testing.T) {
 			t.Errorf("refusal lacks %q:\n%v", want, err)
 		}
 	}
+	// The refusal moved from the validating webhook to the mutating one with its audit trail:
+	// the mutating webhook's audit annotations name the code, the class and its provisioner.
+	ev := findAudit(t, "pods", a.Namespace, a.ScriptPod("legacy01", tentacle.StyleV2).Name)
+	wantAnnotations(t, ev, mutatingPrefix, map[string]string{"decision": "denied", "reason": "ReadWriteManyUnsupported",
+		"storage-class": "e2e-gp2", "provisioner": "ebs.csi.aws.com", "claim": a.ClaimName()})
 }
