@@ -11,7 +11,7 @@ PLATFORMS     ?= linux/amd64,linux/arm64
 TEST_TIMEOUT  ?= 45m
 BENCH_COUNT   ?= 6
 FUZZTIME      ?= 60s
-FUZZ_SMOKE    ?= 5s
+FUZZ_SMOKE    ?= 10s
 export KUBERNETES_VERSION
 
 .PHONY: help
