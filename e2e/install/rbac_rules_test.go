@@ -46,8 +46,10 @@ import (
 // What the webhook can do, each needing part of its RBAC. The check returns nil when the
 // capability works.
 type capability struct {
-	name  string
-	check func(ctx context.Context, w *variantWebhook) error
+	name string
+	// prepare, when set, runs before the webhook of variant v starts: what its cache must hold.
+	prepare func(ctx context.Context, v string) error
+	check   func(ctx context.Context, w *variantWebhook) error
 }
 
 // ruleBreaks is what removing a rule of the rendered ClusterRole must break: the
@@ -74,7 +76,7 @@ func TestEachRenderedClusterRoleRuleIsNeeded(t *testing.T) {
 			[]string{"cannot list resource", "cannot get resource", "persistentvolumes", string(reason.CapabilityCheckFailed)}},
 		{[]string{"ready"}, []string{"did not sync", "storageclasses.storage.k8s.io is forbidden"}},
 		{[]string{"place a stopped agent's script pod by its VolumeAttachment"}, []string{"volumeattachments.storage.k8s.io is forbidden"}},
-		{[]string{"record a refusal as an Event"}, []string{"events.events.k8s.io", "forbidden"}},
+		{[]string{"record a refusal as an Event", "count a repeated refusal in its Event's series"}, []string{"events.events.k8s.io", "forbidden"}},
 	}
 	if len(role.Rules) != len(want) {
 		t.Fatalf("the rendered ClusterRole has %d rules, this test knows %d: say what a new rule is for", len(role.Rules), len(want))
@@ -92,10 +94,24 @@ func TestEachRenderedClusterRoleRuleIsNeeded(t *testing.T) {
 			rules = append(append([]rbacv1.PolicyRule{}, role.Rules[:i]...), role.Rules[i+1:]...)
 		}
 		t.Run(name, func(t *testing.T) {
-			w := runVariant(t, ctx, cp, bin, fmt.Sprintf("rbac-variant-%d", i+1), rules)
+			v := fmt.Sprintf("rbac-variant-%d", i+1)
+			for _, c := range capabilities {
+				if c.prepare != nil {
+					must(t, c.prepare(ctx, v))
+				}
+			}
+			w := runVariant(t, ctx, cp, bin, v, rules)
 			failures := map[string]error{}
 			for _, c := range capabilities {
-				if err := c.check(ctx, w); err != nil {
+				err := w.readyErr
+				switch {
+				case c.name == "ready":
+				case err != nil:
+					err = fmt.Errorf("not served: %w", err)
+				default:
+					err = c.check(ctx, w)
+				}
+				if err != nil {
 					failures[c.name] = err
 				}
 			}
@@ -211,95 +227,67 @@ func TestEachSelfManagedRuleIsNeeded(t *testing.T) {
 // rbacFixtures creates, as admin, what each capability needs, and returns the capabilities.
 func rbacFixtures(t *testing.T, ctx context.Context, cp *controlplane.ControlPlane) []capability {
 	t.Helper()
-	must(t, cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: webhookNS}}))
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: map[string]string{"kubernetes.io/hostname": "node-a", "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}}}
-	must(t, cp.Client.Create(ctx, node))
-	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady"}}
-	must(t, cp.Client.Status().Update(ctx, node))
+	c := cp.Client
+	must(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: webhookNS}}))
+	must(t, readyNode(ctx, c, "node-a"))
+	must(t, readyNode(ctx, c, "node-b"))
+	rwo := []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}
 
 	// An agent whose Tentacle runs on node-a (no kubelet: the status is set by hand).
-	running := tentacle.Agent{Namespace: "rbac-running", Release: "prod", AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}}
-	must(t, cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: running.Namespace}}))
-	must(t, cp.Client.Create(ctx, running.Claim()))
-	tp := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "octopus-agent-tentacle-0", Namespace: running.Namespace, Labels: running.TentacleLabels()},
-		Spec: running.Deployment().Spec.Template.Spec}
-	tp.Spec.NodeName = "node-a"
-	must(t, cp.Client.Create(ctx, tp))
-	tp.Status.Phase = corev1.PodRunning
-	must(t, cp.Client.Status().Update(ctx, tp))
+	running := tentacle.Agent{Namespace: "rbac-running", Release: "prod", AccessModes: rwo}
+	must(t, agentOn(ctx, c, running, "node-a", nil))
+	// The same, with a claim the cache does not hold (no chart labels): read live.
+	unlabelled := tentacle.Agent{Namespace: "rbac-unlabelled", Release: "prod", AccessModes: rwo}
+	must(t, agentOn(ctx, c, unlabelled, "node-a", func(pvc *corev1.PersistentVolumeClaim) { pvc.Labels = nil }))
 
 	// An agent scaled to zero whose volume is still attached to node-a.
-	stopped := tentacle.Agent{Namespace: "rbac-stopped", Release: "prod", AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}}
-	must(t, cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: stopped.Namespace}}))
-	must(t, cp.Client.Create(ctx, stopped.Claim()))
+	stopped := tentacle.Agent{Namespace: "rbac-stopped", Release: "prod", AccessModes: rwo}
+	must(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: stopped.Namespace}}))
+	must(t, c.Create(ctx, stopped.Claim()))
 	va := &storagev1.VolumeAttachment{ObjectMeta: metav1.ObjectMeta{Name: "csi-" + stopped.VolumeName()},
 		Spec: storagev1.VolumeAttachmentSpec{Attacher: "ebs.csi.aws.com", NodeName: "node-a",
 			Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: ptr.To(stopped.VolumeName())}}}
-	must(t, cp.Client.Create(ctx, va))
+	must(t, c.Create(ctx, va))
 	va.Status.Attached = true
-	must(t, cp.Client.Status().Update(ctx, va))
+	must(t, c.Status().Update(ctx, va))
 
 	// A class nobody declared, with a Bound ReadWriteMany volume; a static volume of 1Gi.
-	must(t, cp.Client.Create(ctx, &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "mystery"}, Provisioner: "csi.mystery.example"}))
+	must(t, c.Create(ctx, &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "mystery"}, Provisioner: "csi.mystery.example"}))
 	rwxPV := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pv-mystery-rwx"}, Spec: corev1.PersistentVolumeSpec{
 		StorageClassName: "mystery", AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany},
 		Capacity:               corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
 		PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{Driver: "csi.mystery.example", VolumeHandle: "h1"}}}}
-	must(t, cp.Client.Create(ctx, rwxPV))
+	must(t, c.Create(ctx, rwxPV))
 	rwxPV.Status.Phase = corev1.VolumeBound
-	must(t, cp.Client.Status().Update(ctx, rwxPV))
+	must(t, c.Status().Update(ctx, rwxPV))
 	small := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pv-small"}, Spec: corev1.PersistentVolumeSpec{
 		AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}, Capacity: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
 		PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{Driver: "nfs.csi.k8s.io", VolumeHandle: "h2"}}}}
-	must(t, cp.Client.Create(ctx, small))
+	must(t, c.Create(ctx, small))
 	small.Status.Phase = corev1.VolumeAvailable
-	must(t, cp.Client.Status().Update(ctx, small))
+	must(t, c.Status().Update(ctx, small))
 
 	claimOn := func(name string, edit func(*corev1.PersistentVolumeClaim)) *corev1.PersistentVolumeClaim {
-		c := running.Claim()
-		c.Name, c.Namespace, c.Spec.VolumeName = name, "rbac-claims", ""
-		c.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
-		edit(c)
-		return c
+		pvc := running.Claim()
+		pvc.Name, pvc.Namespace, pvc.Spec.VolumeName = name, "rbac-claims", ""
+		pvc.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
+		edit(pvc)
+		return pvc
 	}
-	return []capability{
-		{"ready", func(ctx context.Context, w *variantWebhook) error { return w.readyErr }},
-		{"pin a script pod to its running Tentacle's node", func(ctx context.Context, w *variantWebhook) error {
-			resp, err := w.review(ctx, app.MutatePodPath, running.ScriptPod("pin", tentacle.StyleV2))
-			if err == nil && (!resp.Allowed || !bytes.Contains(resp.Patch, []byte(`"node-a"`))) {
-				err = fmt.Errorf("not pinned to node-a: %s", describe(resp))
-			}
+	pinnedTo := func(ctx context.Context, w *variantWebhook, pod *corev1.Pod, node string) error {
+		resp, err := w.review(ctx, app.MutatePodPath, pod)
+		if err == nil && (!resp.Allowed || !bytes.Contains(resp.Patch, []byte(`"`+node+`"`))) {
+			err = fmt.Errorf("not pinned to %s: %s", node, describe(resp))
+		}
+		return err
+	}
+	// refusedTwice sends the same refusal twice (an agent-less namespace of the variant's own).
+	refusedTwice := func(ctx context.Context, w *variantWebhook, ns string) error {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			return err
-		}},
-		{"place a stopped agent's script pod by its VolumeAttachment", func(ctx context.Context, w *variantWebhook) error {
-			resp, err := w.review(ctx, app.MutatePodPath, stopped.ScriptPod("attached", tentacle.StyleV2))
-			if err == nil && (!resp.Allowed || !bytes.Contains(resp.Patch, []byte(`"node-a"`))) {
-				err = fmt.Errorf("not pinned to node-a: %s", describe(resp))
-			}
-			return err
-		}},
-		{"judge an unknown class by its volumes", func(ctx context.Context, w *variantWebhook) error {
-			resp, err := w.review(ctx, app.ValidatePVCPath, claimOn("rwx-mystery", func(c *corev1.PersistentVolumeClaim) { c.Spec.StorageClassName = ptr.To("mystery") }))
-			if err == nil && resp.AuditAnnotations[audit.KeyReason] != string(reason.ReadWriteManySupported) {
-				err = fmt.Errorf("not judged by its Bound ReadWriteMany volume: %s", describe(resp))
-			}
-			return err
-		}},
-		{"check that a claim naming a volume can bind", func(ctx context.Context, w *variantWebhook) error {
-			resp, err := w.review(ctx, app.ValidatePVCPath, claimOn("names-pv-small", func(c *corev1.PersistentVolumeClaim) {
-				c.Spec.StorageClassName, c.Spec.VolumeName = ptr.To(""), "pv-small"
-			}))
-			if err == nil && !strings.Contains(strings.Join(resp.Warnings, " "), "persistence.size=1Gi") {
-				err = fmt.Errorf("no size advice: %s", describe(resp))
-			}
-			return err
-		}},
-		{"record a refusal as an Event", func(ctx context.Context, w *variantWebhook) error {
-			ns := "rbac-events-" + w.name
-			if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-				return err
-			}
-			pod := running.ScriptPod("event", tentacle.StyleTemplate)
+		}
+		for _, ticket := range []string{"event1", "event2"} {
+			pod := running.ScriptPod(ticket, tentacle.StyleTemplate)
 			pod.Namespace = ns
 			resp, err := w.review(ctx, app.MutatePodPath, pod)
 			if err != nil {
@@ -308,25 +296,171 @@ func rbacFixtures(t *testing.T, ctx context.Context, cp *controlplane.ControlPla
 			if resp.Allowed {
 				return fmt.Errorf("a script pod of no agent was admitted: %s", describe(resp))
 			}
-			// Either the Event is written, or the recorder logs why it was not.
-			deadline := time.Now().Add(30 * time.Second)
-			for time.Now().Before(deadline) {
-				var list eventsv1.EventList
-				if err := cp.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		}
+		return nil
+	}
+	eventsOf := func(ctx context.Context, w *variantWebhook, ns string, ok func(eventsv1.Event) bool) error {
+		// Either the Event is written, or the recorder logs why it was not.
+		return within(ctx, 30*time.Second, "no Event and no rejection", func() (bool, error) {
+			var list eventsv1.EventList
+			if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+				return false, err
+			}
+			for _, e := range list.Items {
+				if e.ReportingController == "workspace-webhook" && e.Reason == string(reason.AgentNotFound) && ok(e) {
+					return true, nil
+				}
+			}
+			if l := w.logText(); strings.Contains(l, "events.events.k8s.io") && strings.Contains(l, "forbidden") {
+				return false, errors.New("the Event was rejected: events.events.k8s.io forbidden")
+			}
+			return false, nil
+		})
+	}
+	return []capability{
+		{name: "ready"}, // the process became ready (else nothing is served)
+		{name: "pin a script pod to its running Tentacle's node", check: func(ctx context.Context, w *variantWebhook) error {
+			return pinnedTo(ctx, w, running.ScriptPod("pin", tentacle.StyleV2), "node-a")
+		}},
+		{name: "pin by a claim the cache does not hold", check: func(ctx context.Context, w *variantWebhook) error {
+			return pinnedTo(ctx, w, unlabelled.ScriptPod("uncached", tentacle.StyleV2), "node-a")
+		}},
+		{name: "place a stopped agent's script pod by its VolumeAttachment", check: func(ctx context.Context, w *variantWebhook) error {
+			return pinnedTo(ctx, w, stopped.ScriptPod("attached", tentacle.StyleV2), "node-a")
+		}},
+		{name: "follow a Tentacle pod that moved after start",
+			prepare: func(ctx context.Context, v string) error {
+				return agentOn(ctx, c, tentacle.Agent{Namespace: "rbac-moves-" + v, Release: "prod", AccessModes: rwo}, "node-a", nil)
+			},
+			check: func(ctx context.Context, w *variantWebhook) error {
+				a := tentacle.Agent{Namespace: "rbac-moves-" + w.name, Release: "prod", AccessModes: rwo}
+				if err := c.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "octopus-agent-tentacle-0", Namespace: a.Namespace}}, client.GracePeriodSeconds(0)); err != nil {
 					return err
 				}
-				for _, e := range list.Items {
-					if e.ReportingController == "workspace-webhook" && e.Reason == string(reason.AgentNotFound) {
-						return nil
-					}
+				if err := tentaclePod(ctx, c, a, "octopus-agent-tentacle-1", "node-b"); err != nil {
+					return err
 				}
-				if l := w.logText(); strings.Contains(l, "events.events.k8s.io") && strings.Contains(l, "forbidden") {
-					return errors.New("the Event was rejected: events.events.k8s.io forbidden")
-				}
-				time.Sleep(100 * time.Millisecond)
+				return within(ctx, 10*time.Second, "still not pinned to node-b, where the Tentacle pod now runs", func() (bool, error) {
+					return pinnedTo(ctx, w, a.ScriptPod("moved", tentacle.StyleV2), "node-b") == nil, nil
+				})
+			}},
+		{name: "see a node that joined after start", check: func(ctx context.Context, w *variantWebhook) error {
+			node := "node-" + w.name
+			a := tentacle.Agent{Namespace: "rbac-joined-" + w.name, Release: "prod", AccessModes: rwo}
+			if err := readyNode(ctx, c, node); err != nil {
+				return err
 			}
-			return errors.New("no Event and no rejection within 30s")
+			if err := agentOn(ctx, c, a, node, nil); err != nil {
+				return err
+			}
+			return within(ctx, 10*time.Second, "never pinned to the new node "+node, func() (bool, error) {
+				return pinnedTo(ctx, w, a.ScriptPod("joined", tentacle.StyleV2), node) == nil, nil
+			})
 		}},
+		{name: "judge an unknown class by its volumes", check: func(ctx context.Context, w *variantWebhook) error {
+			resp, err := w.review(ctx, app.ValidatePVCPath, claimOn("rwx-mystery", func(pvc *corev1.PersistentVolumeClaim) { pvc.Spec.StorageClassName = ptr.To("mystery") }))
+			if err == nil && resp.AuditAnnotations[audit.KeyReason] != string(reason.ReadWriteManySupported) {
+				err = fmt.Errorf("not judged by its Bound ReadWriteMany volume: %s", describe(resp))
+			}
+			return err
+		}},
+		{name: "see a class declared after start", check: func(ctx context.Context, w *variantWebhook) error {
+			class := "late-" + w.name
+			if err := c.Create(ctx, &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: class, Annotations: map[string]string{
+				"workspace-webhook.io/supported-access-modes": `["ReadWriteOnce","ReadWriteMany"]`}}, Provisioner: "csi.late.example"}); err != nil {
+				return err
+			}
+			var last string
+			err := within(ctx, 10*time.Second, "never judged by its annotation", func() (bool, error) {
+				resp, err := w.review(ctx, app.ValidatePVCPath, claimOn("rwx-late", func(pvc *corev1.PersistentVolumeClaim) { pvc.Spec.StorageClassName = ptr.To(class) }))
+				if err != nil {
+					return false, err
+				}
+				last = describe(resp)
+				return resp.AuditAnnotations[audit.KeyReason] == string(reason.ReadWriteManySupported), nil
+			})
+			if err != nil && last != "" {
+				err = fmt.Errorf("%w: %s", err, last)
+			}
+			return err
+		}},
+		{name: "check that a claim naming a volume can bind", check: func(ctx context.Context, w *variantWebhook) error {
+			resp, err := w.review(ctx, app.ValidatePVCPath, claimOn("names-pv-small", func(pvc *corev1.PersistentVolumeClaim) {
+				pvc.Spec.StorageClassName, pvc.Spec.VolumeName = ptr.To(""), "pv-small"
+			}))
+			if err == nil && !strings.Contains(strings.Join(resp.Warnings, " "), "persistence.size=1Gi") {
+				err = fmt.Errorf("no size advice: %s", describe(resp))
+			}
+			return err
+		}},
+		{name: "record a refusal as an Event", check: func(ctx context.Context, w *variantWebhook) error {
+			ns := "rbac-events-" + w.name
+			if err := refusedTwice(ctx, w, ns); err != nil {
+				return err
+			}
+			return eventsOf(ctx, w, ns, func(eventsv1.Event) bool { return true })
+		}},
+		// The two refusals sent just above are one Event series.
+		{name: "count a repeated refusal in its Event's series", check: func(ctx context.Context, w *variantWebhook) error {
+			return eventsOf(ctx, w, "rbac-events-"+w.name, func(e eventsv1.Event) bool { return e.Series != nil && e.Series.Count >= 2 })
+		}},
+	}
+}
+
+// readyNode creates a Ready node (no kubelet: the status is set by hand).
+func readyNode(ctx context.Context, c client.Client, name string) error {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+		"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}}}
+	if err := c.Create(ctx, node); err != nil {
+		return err
+	}
+	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady"}}
+	return c.Status().Update(ctx, node)
+}
+
+// agentOn creates the agent's namespace and claim (edited) and its Tentacle pod running on node.
+func agentOn(ctx context.Context, c client.Client, a tentacle.Agent, node string, edit func(*corev1.PersistentVolumeClaim)) error {
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: a.Namespace}}); err != nil {
+		return err
+	}
+	pvc := a.Claim()
+	if edit != nil {
+		edit(pvc)
+	}
+	if err := c.Create(ctx, pvc); err != nil {
+		return err
+	}
+	return tentaclePod(ctx, c, a, "octopus-agent-tentacle-0", node)
+}
+
+func tentaclePod(ctx context.Context, c client.Client, a tentacle.Agent, name, node string) error {
+	tp := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: a.Namespace, Labels: a.TentacleLabels()},
+		Spec: a.Deployment().Spec.Template.Spec}
+	tp.Spec.NodeName = node
+	if err := c.Create(ctx, tp); err != nil {
+		return err
+	}
+	tp.Status.Phase = corev1.PodRunning
+	return c.Status().Update(ctx, tp)
+}
+
+// within polls cond every 100 ms for at most d, then fails saying why; an error from cond
+// ends it at once.
+func within(ctx context.Context, d time.Duration, why string, cond func() (bool, error)) error {
+	deadline := time.Now().Add(d)
+	for {
+		ok, err := cond()
+		if ok || err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %s: %s", d, why)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
@@ -442,9 +576,6 @@ func stoppedBecause(log string) string {
 
 // review sends obj's CREATE to path as the API server would, and returns the answer.
 func (w *variantWebhook) review(ctx context.Context, path string, obj client.Object) (*admissionv1.AdmissionResponse, error) {
-	if w.readyErr != nil {
-		return nil, fmt.Errorf("not served: %w", w.readyErr)
-	}
 	raw, err := json.Marshal(obj)
 	if err != nil {
 		return nil, err
