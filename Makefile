@@ -12,6 +12,8 @@ IMAGE         ?= workspace-webhook:dev
 PLATFORMS     ?= linux/amd64,linux/arm64
 TEST_TIMEOUT  ?= 45m
 BENCH_COUNT   ?= 6
+FUZZTIME      ?= 60s
+FUZZ_SMOKE    ?= 10s
 export KUBERNETES_VERSION HELM_VERSION
 
 .PHONY: help
@@ -44,16 +46,17 @@ unit: ## Unit and golden tests only (no control plane).
 	$(GO) test -count=1 ./webhook/... ./certs/... ./cmd/...
 
 .PHONY: test
-test: vet controlplane helm ## All tests: unit, golden, and end-to-end against a real control plane.
+test: vet controlplane helm ## All tests: unit, golden, end-to-end against a real control plane, and every fuzz target for FUZZ_SMOKE.
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@bash hack/fuzz.sh $(FUZZ_SMOKE)
 
 .PHONY: e2e
 e2e: controlplane helm ## End-to-end tests only.
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./e2e/...
 
 .PHONY: fuzz
-fuzz: ## Fuzz the pure mutation (patch applies, add-only, idempotent) for FUZZTIME (default 60s).
-	$(GO) test ./webhook/workspace -run '^$$' -fuzz FuzzMutate -fuzztime $(or $(FUZZTIME),60s)
+fuzz: ## Run every fuzz target (HTTP handlers, review decoding, decisions, claim judgement...) for FUZZTIME each (default 60s), one at a time.
+	@bash hack/fuzz.sh $(FUZZTIME)
 
 .PHONY: demo
 demo: controlplane ## Run a local control plane with fake nodes and the webhook, create an agent and a script pod, keep running.

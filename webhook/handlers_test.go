@@ -117,3 +117,18 @@ func TestMutatorAnswersEveryPathWithADocumentedReason(t *testing.T) {
 		})
 	}
 }
+
+// Every denial Event is written in the agent's namespace, the namespace itself included (an
+// ObjectReference without a namespace would put it in "default", out of the tenant's sight).
+func TestDenialEventsStayInTheAgentsNamespace(t *testing.T) {
+	pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "c"}}
+	for _, f := range []workspace.Facts{
+		{Agent: workspace.AgentRef{Namespace: "ns"}, TentaclePod: "t"},
+		{Agent: workspace.AgentRef{Namespace: "ns"}, Claim: pvc},
+		{Agent: workspace.AgentRef{Namespace: "ns"}},
+	} {
+		if ref := eventTarget(f); ref.Namespace != "ns" {
+			t.Fatalf("Event on %s %s recorded in namespace %q", ref.Kind, ref.Name, ref.Namespace)
+		}
+	}
+}

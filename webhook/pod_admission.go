@@ -131,7 +131,9 @@ func denied(msg string) admission.Response {
 }
 
 // eventTarget picks an existing object for a denial Event: the Tentacle pod, else the
-// agent's claim, else the namespace.
+// agent's claim, else the namespace. The Event is written in the agent's namespace, where
+// its users look and may read it (an Event about a cluster-scoped Namespace would otherwise
+// land in "default").
 func eventTarget(f workspace.Facts) *corev1.ObjectReference {
 	switch {
 	case f.TentaclePod != "":
@@ -139,7 +141,7 @@ func eventTarget(f workspace.Facts) *corev1.ObjectReference {
 	case f.Claim != nil:
 		return &corev1.ObjectReference{APIVersion: "v1", Kind: "PersistentVolumeClaim", Namespace: f.Agent.Namespace, Name: f.Claim.Name, UID: f.Claim.UID}
 	default:
-		return &corev1.ObjectReference{APIVersion: "v1", Kind: "Namespace", Name: f.Agent.Namespace}
+		return &corev1.ObjectReference{APIVersion: "v1", Kind: "Namespace", Name: f.Agent.Namespace, Namespace: f.Agent.Namespace}
 	}
 }
 

@@ -111,8 +111,17 @@ type podReview struct {
 }
 
 // decode returns the review's version (v1 and v1beta1 have the same shape; the answer must
-// use the request's) and its request.
+// use the request's) and its request. A request without a UID is refused: the API server
+// always sends one and discards an answer that does not echo it.
 func (s *ReviewServer) decode(body []byte) (metav1.TypeMeta, admission.Request, error) {
+	version, req, err := s.decodeReview(body)
+	if err == nil && req.UID == "" {
+		err = errors.New("the AdmissionReview request has no uid")
+	}
+	return version, req, err
+}
+
+func (s *ReviewServer) decodeReview(body []byte) (metav1.TypeMeta, admission.Request, error) {
 	var req admission.Request
 	if s.DecodePod {
 		var pr podReview

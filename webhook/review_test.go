@@ -121,6 +121,7 @@ func TestReviewServerRefusesBadRequests(t *testing.T) {
 		"not JSON":           {"application/json", []byte("{"), 400, "decoding the AdmissionReview"},
 		"unknown version":    {"application/json", review("admission.k8s.io/v2", "Pod", podJSON), 400, `apiVersion "admission.k8s.io/v2"`},
 		"no request":         {"application/json", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`), 400, "no request"},
+		"no uid":             {"application/json", bytes.Replace(review("admission.k8s.io/v1", "Pod", podJSON), []byte(`"uid":"u-1",`), nil, 1), 400, "no uid"},
 		"too large":          {"application/json", big, 413, "too large"},
 	} {
 		t.Run(name, func(t *testing.T) {

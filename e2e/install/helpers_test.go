@@ -28,10 +28,7 @@ import (
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 )
 
-const (
-	webhookNS = "octopus-workspace-webhook"
-	webhookSA = "system:serviceaccount:octopus-workspace-webhook:workspace-webhook"
-)
+const webhookNS = "octopus-workspace-webhook"
 
 func start(t *testing.T, o controlplane.Options) *controlplane.ControlPlane {
 	t.Helper()
@@ -129,12 +126,7 @@ func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string, in
 }
 
 // asServiceAccount is the webhook's own identity, with exactly the rendered RBAC.
-func asServiceAccount(cfg *rest.Config) *rest.Config {
-	c := rest.CopyConfig(cfg)
-	c.Impersonate = rest.ImpersonationConfig{UserName: webhookSA,
-		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + webhookNS, "system:authenticated"}}
-	return c
-}
+func asServiceAccount(cfg *rest.Config) *rest.Config { return asIdentity(cfg, "workspace-webhook") }
 
 // equalJSON compares two values by their JSON form (nil and empty selectors alike only when
 // they marshal alike).

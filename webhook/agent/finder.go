@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/workspace"
@@ -161,6 +162,11 @@ func onlyClaim(claims map[string]string, tentacles []corev1.Pod, mountPath strin
 // (component label), the v1/v2 cache (default name label), and when neither holds one, a
 // live list of the release's pods (nameOverride on v1/v2). Only pods IsTentacle accepts.
 func (f *Finder) tentaclePods(ctx context.Context, agent workspace.AgentRef) ([]corev1.Pod, error) {
+	if agent.Release != "" && len(validation.IsValidLabelValue(agent.Release)) > 0 {
+		// No pod carries it in its instance label, and the API server refuses it in a
+		// selector: the pod names a release that has no Tentacle pod.
+		return nil, nil
+	}
 	list := func(r client.Reader, sel client.MatchingLabels) ([]corev1.Pod, error) {
 		if agent.Release != "" {
 			sel[InstanceLabel] = agent.Release

@@ -44,7 +44,8 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	}
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	go syncDeadline(ctx, stop, caches, opts.CacheSyncTimeout, log)
+	synced := make(chan struct{})
+	go syncDeadline(ctx, stop, caches, opts.CacheSyncTimeout, synced, log)
 	if opts.CertMode == CertModeSelfManaged {
 		cm, err := newCertManager(cfg, opts, log)
 		if err != nil {
@@ -55,7 +56,28 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 			return fmt.Errorf("waiting for self-managed certificates: %w", err)
 		}
 	}
-	if err := mgr.Start(ctx); err != nil {
+	return runManager(ctx, mgr, synced)
+}
+
+// runManager runs mgr until ctx ends, and returns why it ended. controller-runtime v0.24's
+// manager never returns from Start when it is stopped before its caches have synced (its
+// runnableGroup.Start keeps selecting on the cancelled context, at full CPU:
+// kubernetes-sigs/controller-runtime#3440): then Run must not wait for it, so that the
+// process exits with the reason (--cache-sync-timeout, or a SIGTERM during start-up).
+func runManager(ctx context.Context, mgr interface{ Start(context.Context) error }, synced <-chan struct{}) error {
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		select {
+		case <-synced:
+			err = <-done // started: it stops gracefully
+		default:
+		}
+	}
+	if err != nil {
 		return err
 	}
 	if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
@@ -234,8 +256,8 @@ func watchInformer(c cache.Cache, obj client.Object, gauge interface{ SetToCurre
 
 // syncDeadline stops the process when the caches have not synced within timeout of start-up
 // (--cache-sync-timeout): a webhook that cannot read its facts should exit and say why, to be
-// restarted, not stay unready for ever.
-func syncDeadline(ctx context.Context, stop context.CancelCauseFunc, caches []cache.Cache, timeout time.Duration, log logr.Logger) {
+// restarted, not stay unready for ever. It closes synced once they all have.
+func syncDeadline(ctx context.Context, stop context.CancelCauseFunc, caches []cache.Cache, timeout time.Duration, synced chan<- struct{}, log logr.Logger) {
 	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for _, c := range caches {
@@ -246,6 +268,7 @@ func syncDeadline(ctx context.Context, stop context.CancelCauseFunc, caches []ca
 			return
 		}
 	}
+	close(synced)
 	log.Info("informer caches synced")
 }
 

@@ -49,12 +49,12 @@ func Unbindable(claim *corev1.PersistentVolumeClaim, class string, volumes []cor
 		}
 		why = append(why, fmt.Sprintf("%s (%s %v %s: %s)", pv.Name, capacity.String(), pv.Spec.AccessModes, pvPhase(pv), strings.Join(reasons, ", ")))
 	}
-	target := fmt.Sprintf("no Available PersistentVolume of StorageClass %q", class)
+	cannot := fmt.Sprintf("no Available PersistentVolume of StorageClass %q can take it", class)
 	if claim.Spec.VolumeName != "" {
-		target = fmt.Sprintf("PersistentVolume %q, which it names", claim.Spec.VolumeName)
+		cannot = fmt.Sprintf("PersistentVolume %q, which it names, cannot take it", claim.Spec.VolumeName)
 	}
-	msg := fmt.Sprintf("claim %s/%s can only bind to an existing volume, but %s can take it (it asks %s, %v, volumeMode %s)",
-		claim.Namespace, claim.Name, target, request.String(), modes, mode)
+	msg := fmt.Sprintf("claim %s/%s can only bind to an existing volume, but %s (it asks %s, %v, volumeMode %s)",
+		claim.Namespace, claim.Name, cannot, request.String(), modes, mode)
 	switch {
 	case len(why) == 0 && claim.Spec.VolumeName != "":
 		msg += ": that volume does not exist"

@@ -1,0 +1,6 @@
+package install
+
+import "syscall"
+
+// childAttr has the kernel kill a webhook process whose test binary dies first.
+func childAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} }

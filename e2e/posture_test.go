@@ -1,0 +1,189 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
+)
+
+// The webhook process as shipped (cmd/workspace-webhook, run as its own process against the
+// control plane): the kernel's table of its sockets shows that nothing listens but the TLS
+// webhook port, the metrics and the probes; the TLS port speaks nothing but TLS, at 1.3 by
+// default and 1.2 when asked, never lower, and HTTP/2 only with --enable-http2; the plaintext
+// ports serve their own paths and nothing of the webhook.
+func TestWebhookProcessListenersAndTLS(t *testing.T) {
+	bin := buildWebhook(t)
+	t.Run("defaults", func(t *testing.T) {
+		p := startWebhookProcess(t, bin)
+		tcp, other, ok := listeningSockets(t, p.cmd.Process.Pid)
+		want := []string{p.addr, p.metrics, p.probe}
+		slices.Sort(want)
+		switch {
+		case !ok:
+			t.Log("no kernel socket table to read here: listeners not enumerated")
+		case !slices.Equal(tcp, want) || len(other) > 0:
+			t.Fatalf("listening: TCP %v, other %v; want TCP %v (webhook, metrics, probes) and nothing else", tcp, other, want)
+		default:
+			t.Logf("listening sockets of pid %d: %v", p.cmd.Process.Pid, tcp)
+		}
+
+		// Plaintext on the plaintext ports, only their own paths.
+		for _, c := range []struct {
+			url  string
+			want int
+		}{
+			{"http://" + p.metrics + "/metrics", http.StatusOK},
+			{"http://" + p.probe + "/healthz", http.StatusOK},
+			{"http://" + p.probe + "/readyz", http.StatusOK},
+			{"http://" + p.metrics + app.MutatePodPath, http.StatusNotFound},
+			{"http://" + p.probe + app.MutatePodPath, http.StatusNotFound},
+			{"http://" + p.metrics + "/debug/pprof/", http.StatusNotFound},
+			{"http://" + p.probe + "/debug/pprof/", http.StatusNotFound},
+		} {
+			if got, _ := httpGet(t, c.url); got != c.want {
+				t.Errorf("GET %s: HTTP %d, want %d", c.url, got, c.want)
+			}
+		}
+		// The webhook port answers plaintext with the TLS server's refusal, nothing else.
+		if code, body := httpGet(t, "http://"+p.addr+app.MutatePodPath); code != http.StatusBadRequest || !strings.Contains(body, "HTTP request to an HTTPS server") {
+			t.Errorf("plaintext to the webhook port: HTTP %d %q", code, body)
+		}
+
+		state := handshake(t, p.addr, tls.VersionTLS12, tls.VersionTLS13, "h2", "http/1.1")
+		if state.Version != tls.VersionTLS13 || state.NegotiatedProtocol == "h2" {
+			t.Errorf("negotiated TLS %s, ALPN %q; want TLS 1.3, not h2", tls.VersionName(state.Version), state.NegotiatedProtocol)
+		}
+		refused(t, p.addr, tls.VersionTLS12)
+		refused(t, p.addr, tls.VersionTLS11)
+	})
+	t.Run("--tls-min-version=1.2 --enable-http2", func(t *testing.T) {
+		p := startWebhookProcess(t, bin, "--tls-min-version=1.2", "--enable-http2")
+		if s := handshake(t, p.addr, tls.VersionTLS12, tls.VersionTLS12, "h2", "http/1.1"); s.Version != tls.VersionTLS12 {
+			t.Errorf("TLS 1.2 not served with --tls-min-version=1.2: %s", tls.VersionName(s.Version))
+		}
+		// The control of the default case: HTTP/2 is negotiated when enabled, so its absence
+		// above is the server's choice, not the client's.
+		if s := handshake(t, p.addr, tls.VersionTLS12, tls.VersionTLS13, "h2", "http/1.1"); s.NegotiatedProtocol != "h2" {
+			t.Errorf("ALPN %q with --enable-http2, want h2", s.NegotiatedProtocol)
+		}
+		refused(t, p.addr, tls.VersionTLS11)
+		refused(t, p.addr, tls.VersionTLS10)
+	})
+}
+
+// handshake connects with TLS versions min..max offering protos, and returns the state.
+func handshake(t *testing.T, addr string, min, max uint16, protos ...string) tls.ConnectionState {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: servingPool(t), ServerName: "localhost", MinVersion: min, MaxVersion: max, NextProtos: protos})
+	if err != nil {
+		t.Fatalf("TLS %s..%s to %s: %v", tls.VersionName(min), tls.VersionName(max), addr, err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState()
+}
+
+// refused: the server turns down a client that offers only version v (the alert comes from
+// the server: the client offered v).
+func refused(t *testing.T, addr string, v uint16) {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: servingPool(t), ServerName: "localhost", MinVersion: v, MaxVersion: v})
+	if err == nil {
+		conn.Close()
+		t.Errorf("a %s-only client was served", tls.VersionName(v))
+		return
+	}
+	if !strings.Contains(err.Error(), "protocol version not supported") {
+		t.Errorf("%s-only client: %v; want the server's protocol_version alert", tls.VersionName(v), err)
+	}
+}
+
+func servingPool(t *testing.T) *x509.CertPool {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(cp.WebhookInstallOptions.LocalServingCAData) {
+		t.Fatal("no serving CA")
+	}
+	return pool
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, string(b)
+}
+
+// buildWebhook builds cmd/workspace-webhook once for the test.
+func buildWebhook(t *testing.T) string {
+	t.Helper()
+	root, err := controlplane.RepoRoot()
+	must(t, err)
+	bin := filepath.Join(t.TempDir(), "workspace-webhook")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/workspace-webhook")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/workspace-webhook: %v\n%s", err, out)
+	}
+	return bin
+}
+
+type webhookProcess struct {
+	cmd                  *exec.Cmd
+	addr, metrics, probe string
+}
+
+// startWebhookProcess runs the binary on loopback with the control plane's serving
+// certificate, and waits until it is ready; it is stopped (its pid only) when the test ends.
+func startWebhookProcess(t *testing.T, bin string, args ...string) *webhookProcess {
+	t.Helper()
+	p := &webhookProcess{addr: freeAddr(), metrics: freeAddr(), probe: freeAddr()}
+	host, port, _ := net.SplitHostPort(p.addr)
+	logPath := filepath.Join(t.TempDir(), "webhook.log")
+	logFile, err := os.Create(logPath)
+	must(t, err)
+	p.cmd = exec.Command(bin, append([]string{"--kubeconfig=" + cp.KubeconfigPath, "--host=" + host, "--port=" + port,
+		"--cert-dir=" + cp.WebhookInstallOptions.LocalServingCertDir, "--metrics-bind-address=" + p.metrics,
+		"--health-probe-bind-address=" + p.probe, "--namespace=octopus-workspace-webhook"}, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	p.cmd.Env = append(os.Environ(), "KUBECONFIG=")
+	p.cmd.SysProcAttr = childAttr()
+	must(t, p.cmd.Start())
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); _ = logFile.Close(); close(done) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("webhook log:\n%s", b)
+		}
+	})
+	if err := controlplane.WaitOK(t.Context(), "http://"+p.probe+"/readyz", 60*time.Second); err != nil {
+		b, _ := os.ReadFile(logPath)
+		t.Fatalf("the webhook process never became ready: %v\n%s", err, b)
+	}
+	return p
+}
