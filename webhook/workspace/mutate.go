@@ -117,7 +117,8 @@ func pinRefusal(pod *corev1.Pod, f Facts, rec Record) (Result, bool) {
 	if rec.Node != "" && rec.Node != f.Node && IsPinned(pod, rec.Node) {
 		return deny(reason.WorkspaceMoved, fmt.Sprintf(
 			"workspace claim %s moved from node %q to node %q (%s) while this pod was being admitted (a Tentacle rollout or eviction); "+
-				"the pod is pinned to the old node and would fail with a Multi-Attach error there; create it again and it will be pinned to %q",
+				"the pod is pinned to the old node and would fail with a Multi-Attach error there; create it again and it will be pinned to %q "+
+				"(from a copied manifest: without its metadata.name node affinity and workspace-webhook.io annotations)",
 			claim, rec.Node, f.Node, f.NodeSource, f.Node)), false
 	}
 	if denied, ok := nodeRefusal(pod, f); !ok {
