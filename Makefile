@@ -13,7 +13,7 @@ PLATFORMS     ?= linux/amd64,linux/arm64
 TEST_TIMEOUT  ?= 45m
 BENCH_COUNT   ?= 6
 FUZZTIME      ?= 60s
-FUZZ_SMOKE    ?= 10s
+FUZZ_SMOKE    ?= 20s
 export KUBERNETES_VERSION HELM_VERSION
 
 .PHONY: help

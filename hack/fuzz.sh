@@ -3,7 +3,7 @@
 # FUZZTIME each, one after the other: Go fuzzes one target per `go test` invocation. Prints
 # the executions of each; a failing input is saved under the package's testdata/fuzz/FuzzX
 # (commit it: every later `go test` then runs it as a regression case).
-# Usage: hack/fuzz.sh [FUZZTIME]   (make fuzz FUZZTIME=5m; make test runs it for 10s each). New
+# Usage: hack/fuzz.sh [FUZZTIME]   (make fuzz FUZZTIME=5m; make test runs it for 20s each: under load a 10s run can end before the committed seeds are replayed, which Go reports as a failure). New
 # interesting inputs are minimized for at most FUZZMINIMIZETIME (default 5s): the default 60s
 # stalls every worker on a large input and leaves short runs with almost no executions.
 set -uo pipefail
