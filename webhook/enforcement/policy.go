@@ -11,10 +11,10 @@ import (
 
 // PolicyActions are the validationActions the API server takes on a refusal of the
 // final-state policy in a namespace with nsLabels: the union over the bindings whose
-// namespaceSelector selects it (no selector: every namespace), sorted, and those bindings'
-// names. The shipped layout (manifests/base/script-pod-policy.yaml) has two bindings,
-// [Deny, Audit] and [Warn, Audit], selected by Label so that each namespace gets exactly one,
-// the one of its mode.
+// namespaceSelector selects it (no selector: every namespace), in the order the manifests
+// write them (Deny, Warn, Audit), and those bindings' names. The shipped layout
+// (manifests/base/script-pod-policy.yaml) has two bindings, [Deny, Audit] and [Warn, Audit],
+// selected by Label so that each namespace gets exactly one, the one of its mode.
 func PolicyActions(bindings []admissionregistrationv1.ValidatingAdmissionPolicyBinding, nsLabels map[string]string) ([]admissionregistrationv1.ValidationAction, []string, error) {
 	var actions []admissionregistrationv1.ValidationAction
 	var names []string
@@ -36,7 +36,10 @@ func PolicyActions(bindings []admissionregistrationv1.ValidatingAdmissionPolicyB
 			}
 		}
 	}
-	slices.Sort(actions)
+	order := []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny, admissionregistrationv1.Warn, admissionregistrationv1.Audit}
+	slices.SortFunc(actions, func(a, b admissionregistrationv1.ValidationAction) int {
+		return slices.Index(order, a) - slices.Index(order, b)
+	})
 	return actions, names, nil
 }
 
