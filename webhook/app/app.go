@@ -156,7 +156,7 @@ func newManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 	if err := logInvalidLabels(mgr.GetCache(), modes); err != nil {
 		return nil, nil, err
 	}
-	log.Info("enforcement", "mode", opts.Enforcement, "namespaceLabel", enforcement.Label)
+	log.Info("enforcement mode (a namespace's label overrides it)", "mode", opts.Enforcement, "namespaceLabel", enforcement.Label)
 	caches := []cache.Cache{mgr.GetCache(), legacyPods}
 	recorder := &audit.Recorder{Log: log.WithName("decision"), Events: mgr.GetEventRecorder("workspace-webhook"), Metrics: metrics}
 	decoder := admission.NewDecoder(mgr.GetScheme())
