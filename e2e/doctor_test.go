@@ -61,6 +61,11 @@ func TestDoctorReportsTheCluster(t *testing.T) {
 		return len(pods.Items) == 1, ""
 	})
 
+	// A namespace a cluster admin put in warn mode, and one whose label names no mode.
+	for ns, mode := range map[string]string{"doctor-warn": "warn", "doctor-typo": "Warn"} {
+		must(t, cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"workspace-webhook.io/enforcement": mode}}}))
+	}
+
 	disc, err := discovery.NewDiscoveryClientForConfig(cp.Config)
 	must(t, err)
 	snap, err := doctor.Gather(ctx, cp.Client, disc, doctor.Scope{})
@@ -100,6 +105,8 @@ func TestDoctorReportsTheCluster(t *testing.T) {
 		`--version "2.51.2" doctor-nfs oci://registry-1.docker.io/octopusdeploy/kubernetes-agent`,
 		`claim doctor-v2-stuck/build-agent-doctor-stuck-pvc: asks for ReadWriteMany on StorageClass "e2e-doctor-gp2"`,
 		`storageclass e2e-doctor-azurefile: Azure Files with skuName Standard_LRS`,
+		`namespace doctor-warn: enforcement is off here (label workspace-webhook.io/enforcement=warn)`,
+		`namespace doctor-typo: label workspace-webhook.io/enforcement="Warn" names no enforcement mode (enforce or warn): the install's mode (enforce) applies`,
 		"e2e-doctor-nas", "kubernetes.io/no-provisioner",
 	} {
 		if !strings.Contains(table.String(), want) {

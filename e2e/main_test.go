@@ -83,9 +83,9 @@ func run(m *testing.M) int {
 	}
 	defer func() { _ = cp.Stop() }()
 
-	policy, binding, err := manifests.ScriptPodPolicy()
+	policy, bindings, err := manifests.ScriptPodPolicy()
 	if err == nil {
-		err = cp.InstallPolicy(ctx, policy, binding)
+		err = cp.InstallPolicy(ctx, policy, bindings...)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "installing the script-pod policy:", err)

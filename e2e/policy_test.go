@@ -48,12 +48,11 @@ func (b lateBreaker) Handle(_ context.Context, req admission.Request) admission.
 		Value: corev1.Container{Name: "late-" + strconv.Itoa(len(pod.Spec.Containers)), Image: "busybox:1.37"}})
 }
 
-// A mutating webhook that undoes our work after our last call is caught by the
-// ValidatingAdmissionPolicy, run by the real API server: the pod is refused with the policy's
-// message, and the audit log carries the refusal and its reason code. Our webhook is called
-// once per pod (plus the reinvocation the breaker's change causes).
-func TestPolicyRefusesWhatALaterWebhookUndid(t *testing.T) {
-	ctx := ctxFor(t, 3*time.Minute)
+// startLateBreaker serves lateBreaker and registers it, in a configuration named name (it
+// must sort after "octopus-workspace-webhook" to be called after ours), for the script pods of
+// each namespace: breaking the pin (true) or adding a container without the workspace (false).
+func startLateBreaker(t *testing.T, ctx context.Context, name string, namespaces map[string]bool) {
+	t.Helper()
 	wio := cp.WebhookInstallOptions
 	host, portStr, _ := net.SplitHostPort(freeAddr())
 	port, _ := strconv.Atoi(portStr)
@@ -61,11 +60,10 @@ func TestPolicyRefusesWhatALaterWebhookUndid(t *testing.T) {
 	srv.Register("/sidecar", &webhook.Admission{Handler: lateBreaker{}})
 	srv.Register("/pin", &webhook.Admission{Handler: lateBreaker{breakPin: true}})
 	srvCtx, stop := context.WithCancel(ctx)
-	defer stop()
+	t.Cleanup(stop)
 	go func() { _ = srv.Start(srvCtx) }()
 	eventually(t, ctx, "late breaker serving", func() (bool, string) { return srv.StartedChecker()(nil) == nil, "" })
 
-	sidecarNS, pinNS := "octopus-agent-late-sidecar", "octopus-agent-late-pin"
 	entry := func(name, path, ns string) admissionregistrationv1.MutatingWebhook {
 		url := fmt.Sprintf("https://%s:%d%s", host, port, path)
 		return admissionregistrationv1.MutatingWebhook{
@@ -80,11 +78,26 @@ func TestPolicyRefusesWhatALaterWebhookUndid(t *testing.T) {
 			ObjectSelector:    &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "octopus.com/scriptTicketId", Operator: metav1.LabelSelectorOpExists}}},
 		}
 	}
-	// "zz-" sorts after "octopus-workspace-webhook": called after ours, and reinvoked after ours.
-	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "zz-e2e-late-breaker"},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{entry("sidecar.example.com", "/sidecar", sidecarNS), entry("pin.example.com", "/pin", pinNS)}}
+	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	for ns, breakPin := range namespaces {
+		if breakPin {
+			cfg.Webhooks = append(cfg.Webhooks, entry("pin-"+ns+".example.com", "/pin", ns))
+		} else {
+			cfg.Webhooks = append(cfg.Webhooks, entry("sidecar-"+ns+".example.com", "/sidecar", ns))
+		}
+	}
 	must(t, cp.Client.Create(ctx, cfg))
-	defer func() { _ = cp.Client.Delete(context.Background(), cfg) }()
+	t.Cleanup(func() { _ = cp.Client.Delete(context.Background(), cfg) })
+}
+
+// A mutating webhook that undoes our work after our last call is caught by the
+// ValidatingAdmissionPolicy, run by the real API server: the pod is refused with the policy's
+// message, and the audit log carries the refusal and its reason code. Our webhook is called
+// once per pod (plus the reinvocation the breaker's change causes).
+func TestPolicyRefusesWhatALaterWebhookUndid(t *testing.T) {
+	ctx := ctxFor(t, 3*time.Minute)
+	sidecarNS, pinNS := "octopus-agent-late-sidecar", "octopus-agent-late-pin"
+	startLateBreaker(t, ctx, "zz-e2e-late-breaker", map[string]bool{sidecarNS: false, pinNS: true})
 
 	for _, tc := range []struct {
 		ns    string

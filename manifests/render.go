@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -17,8 +18,12 @@ import (
 // Flavours are the installable kustomizations: how the serving certificate is obtained.
 var Flavours = []string{"cert-manager", "self-managed", "service-ca"}
 
-// NetworkPolicyComponent is the optional kustomize Component, relative to Dir.
-const NetworkPolicyComponent = "components/network-policy"
+// The optional kustomize Components, relative to Dir.
+const (
+	NetworkPolicyComponent = "components/network-policy"
+	// AuditOnlyComponent runs the webhook and the final-state policy in warn mode.
+	AuditOnlyComponent = "components/audit-only"
+)
 
 // Dir is this directory on disk (the source tree: `go run` and `go test` build from it).
 // MANIFESTS_DIR overrides it, e.g. for a binary built with -trimpath.
@@ -35,6 +40,14 @@ func Dir() (string, error) {
 
 // Render builds flavour, optionally with the network-policy component, and returns YAML.
 func Render(flavour string, withNetworkPolicy bool) ([]byte, error) {
+	if withNetworkPolicy {
+		return RenderWith(flavour, NetworkPolicyComponent)
+	}
+	return RenderWith(flavour)
+}
+
+// RenderWith builds flavour with the optional components (relative to Dir) and returns YAML.
+func RenderWith(flavour string, components ...string) ([]byte, error) {
 	if !slices.Contains(Flavours, flavour) {
 		return nil, fmt.Errorf("unknown flavour %q; want one of %v", flavour, Flavours)
 	}
@@ -43,10 +56,10 @@ func Render(flavour string, withNetworkPolicy bool) ([]byte, error) {
 		return nil, err
 	}
 	target := filepath.Join(dir, flavour)
-	if !withNetworkPolicy {
+	if len(components) == 0 {
 		return RenderDir(target)
 	}
-	// What an admin writes to opt in: a kustomization naming the flavour and the component.
+	// What an admin writes to opt in: a kustomization naming the flavour and the components.
 	// It lives in a temporary directory so the tree is never touched; kustomize only accepts
 	// relative paths to other kustomizations, so they are made relative to it.
 	tmp, err := os.MkdirTemp("", "workspace-webhook-manifests-")
@@ -58,12 +71,16 @@ func Render(flavour string, withNetworkPolicy bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	component, err := filepath.Rel(tmp, filepath.Join(dir, NetworkPolicyComponent))
-	if err != nil {
-		return nil, err
+	var rel []string
+	for _, c := range components {
+		r, err := filepath.Rel(tmp, filepath.Join(dir, c))
+		if err != nil {
+			return nil, err
+		}
+		rel = append(rel, fmt.Sprintf("%q", filepath.ToSlash(r)))
 	}
-	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [%q]\ncomponents: [%q]\n",
-		filepath.ToSlash(base), filepath.ToSlash(component))
+	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [%q]\ncomponents: [%s]\n",
+		filepath.ToSlash(base), strings.Join(rel, ", "))
 	if err := os.WriteFile(filepath.Join(tmp, "kustomization.yaml"), []byte(k), 0o600); err != nil {
 		return nil, err
 	}

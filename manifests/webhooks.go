@@ -13,7 +13,8 @@ func WebhookConfigurations() (*admissionregistrationv1.MutatingWebhookConfigurat
 }
 
 // ScriptPodPolicy reads the ValidatingAdmissionPolicy of base/script-pod-policy.yaml and its
-// binding, for tests and benchmarks that install the final-state check as an install does.
-func ScriptPodPolicy() (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding, error) {
+// bindings (enforce's, then warn's), for tests and benchmarks that install the final-state
+// check as an install does.
+func ScriptPodPolicy() (*admissionregistrationv1.ValidatingAdmissionPolicy, []*admissionregistrationv1.ValidatingAdmissionPolicyBinding, error) {
 	return base.ScriptPodPolicy()
 }

@@ -19,10 +19,12 @@ type PodMutator struct {
 	// Claims judges whether a ReadWriteMany workspace claim's class can serve it.
 	Claims   *ClaimJudge
 	Recorder *audit.Recorder
+	// Modes says where refusals are only reported (warn mode); nil: enforced everywhere.
+	Modes ModeFinder
 }
 
 func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admission.Response {
-	return recorded(ctx, req, audit.MutatePod, m.Recorder, func(o *audit.Outcome) admission.Response { return m.handle(ctx, req, o) })
+	return recorded(ctx, req, audit.MutatePod, m.Recorder, m.Modes, func(o *audit.Outcome) admission.Response { return m.handle(ctx, req, o) })
 }
 
 func (m *PodMutator) handle(ctx context.Context, req admission.Request, o *audit.Outcome) admission.Response {

@@ -23,10 +23,12 @@ type TentacleMutator struct {
 	Finder    TentacleFactFinder
 	MountPath string
 	Recorder  *audit.Recorder
+	// Modes says where refusals are only reported (warn mode); nil: enforced everywhere.
+	Modes ModeFinder
 }
 
 func (m *TentacleMutator) Handle(ctx context.Context, req admission.Request) admission.Response {
-	return recorded(ctx, req, audit.MutateTentacle, m.Recorder, func(o *audit.Outcome) admission.Response { return m.handle(ctx, req, o) })
+	return recorded(ctx, req, audit.MutateTentacle, m.Recorder, m.Modes, func(o *audit.Outcome) admission.Response { return m.handle(ctx, req, o) })
 }
 
 func (m *TentacleMutator) handle(ctx context.Context, req admission.Request, o *audit.Outcome) admission.Response {

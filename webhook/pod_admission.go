@@ -16,6 +16,7 @@ import (
 	sigsjson "sigs.k8s.io/json"
 
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/audit"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/enforcement"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/reason"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/workspace"
 )
@@ -25,11 +26,15 @@ type FactFinder interface {
 	Facts(ctx context.Context, pod *corev1.Pod) (workspace.Facts, error)
 }
 
-// recorded runs handle and writes its outcome to every audit channel exactly once.
-func recorded(ctx context.Context, req admission.Request, webhook string, r *audit.Recorder, handle func(*audit.Outcome) admission.Response) admission.Response {
+// recorded runs handle, turns a refusal into an admission where the namespace is in warn
+// mode (wouldDeny), and writes the outcome to every audit channel exactly once.
+func recorded(ctx context.Context, req admission.Request, webhook string, r *audit.Recorder, modes ModeFinder, handle func(*audit.Outcome) admission.Response) admission.Response {
 	started := time.Now()
 	o := audit.Outcome{Webhook: webhook, Agent: req.Namespace}
 	resp := handle(&o)
+	if o.Decision == reason.Denied && modeOf(ctx, modes, req.Namespace) == enforcement.Warn {
+		resp = wouldDeny(&o)
+	}
 	r.Record(ctx, req, o, started, &resp)
 	return resp
 }
@@ -118,7 +123,8 @@ func decodePod(req admission.Request) (*corev1.Pod, error) {
 
 // internalError refuses: the facts are unknown, so admitting could let a pod run where it
 // hits a Multi-Attach error. The failurePolicy in the webhook configuration decides what the
-// API server does when the webhook cannot answer at all.
+// API server does when the webhook cannot answer at all. In warn mode it admits, unchanged,
+// with a warning (wouldDeny).
 func internalError(o *audit.Outcome, err error) admission.Response {
 	o.Decision, o.Code, o.Message = reason.Denied, reason.InternalError, err.Error()
 	return admission.Errored(http.StatusInternalServerError, err)

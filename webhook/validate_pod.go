@@ -19,10 +19,12 @@ import (
 type FinalStateValidator struct {
 	ScriptPodLabel string
 	Recorder       *audit.Recorder
+	// Modes says where refusals are only reported (warn mode); nil: enforced everywhere.
+	Modes ModeFinder
 }
 
 func (v *FinalStateValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
-	return recorded(ctx, req, audit.ValidatePod, v.Recorder, func(o *audit.Outcome) admission.Response { return v.handle(req, o) })
+	return recorded(ctx, req, audit.ValidatePod, v.Recorder, v.Modes, func(o *audit.Outcome) admission.Response { return v.handle(req, o) })
 }
 
 func (v *FinalStateValidator) handle(req admission.Request, o *audit.Outcome) admission.Response {

@@ -22,10 +22,12 @@ type ClaimValidator struct {
 	// the webhook configuration sends.
 	ExcludedNamespaces map[string]bool
 	Recorder           *audit.Recorder
+	// Modes says where refusals are only reported (warn mode); nil: enforced everywhere.
+	Modes ModeFinder
 }
 
 func (v *ClaimValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
-	return recorded(ctx, req, audit.ValidatePVC, v.Recorder, func(o *audit.Outcome) admission.Response { return v.handle(ctx, req, o) })
+	return recorded(ctx, req, audit.ValidatePVC, v.Recorder, v.Modes, func(o *audit.Outcome) admission.Response { return v.handle(ctx, req, o) })
 }
 
 func (v *ClaimValidator) handle(ctx context.Context, req admission.Request, o *audit.Outcome) admission.Response {

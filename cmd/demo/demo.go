@@ -22,8 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
-	"github.com/octopus-agent-tools/workspace-webhook/manifests"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
+	"github.com/octopus-agent-tools/workspace-webhook/manifests"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/doctor"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/storage"
@@ -54,11 +54,11 @@ func run(ctx context.Context, out io.Writer, keepRunning bool) error {
 	wio := cp.WebhookInstallOptions
 	say(out, "==> webhook serving on https://%s:%d (log: %s)", wio.LocalServingHost, wio.LocalServingPort, logFile)
 	say(out, "    registered from manifests/base/webhooks.yaml: MutatingWebhookConfiguration and ValidatingWebhookConfiguration octopus-workspace-webhook")
-	policy, binding, err := manifests.ScriptPodPolicy()
+	policy, bindings, err := manifests.ScriptPodPolicy()
 	if err != nil {
 		return err
 	}
-	if err := cp.InstallPolicy(ctx, policy, binding); err != nil {
+	if err := cp.InstallPolicy(ctx, policy, bindings...); err != nil {
 		return err
 	}
 	say(out, "    and from manifests/base/script-pod-policy.yaml: ValidatingAdmissionPolicy %s, checking each script pod's final state in the API server", policy.Name)

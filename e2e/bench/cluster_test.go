@@ -104,13 +104,23 @@ func registerWebhooks(ctx context.Context, cp *controlplane.ControlPlane, ours, 
 			return err
 		}
 	}
-	policy, binding, err := manifests.ScriptPodPolicy()
+	policy, bindings, err := manifests.ScriptPodPolicy()
 	if err != nil {
 		return err
 	}
-	binding.Spec.MatchResources = &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
-		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: sideLabel, Operator: metav1.LabelSelectorOpDoesNotExist}}}}
-	return cp.InstallPolicy(ctx, policy, binding)
+	// Both bindings (one per enforcement mode, each selecting by the namespace label) keep
+	// their selection and add ours.
+	for _, b := range bindings {
+		if b.Spec.MatchResources == nil {
+			b.Spec.MatchResources = &admissionregistrationv1.MatchResources{}
+		}
+		if b.Spec.MatchResources.NamespaceSelector == nil {
+			b.Spec.MatchResources.NamespaceSelector = &metav1.LabelSelector{}
+		}
+		sel := b.Spec.MatchResources.NamespaceSelector
+		sel.MatchExpressions = append(sel.MatchExpressions, metav1.LabelSelectorRequirement{Key: sideLabel, Operator: metav1.LabelSelectorOpDoesNotExist})
+	}
+	return cp.InstallPolicy(ctx, policy, bindings...)
 }
 
 // installAgent installs an agent as its chart does (Deployment, claim on a pre-bound volume)

@@ -9,16 +9,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// InstallPolicy creates a ValidatingAdmissionPolicy and its binding, and waits until the
+// InstallPolicy creates a ValidatingAdmissionPolicy and its bindings, and waits until the
 // policy's type checking has run (status.observedGeneration, written by the controller
 // manager's policy status controller, which watches policies as the API server's admission
 // plugin does), then a second more for the plugin's own informer.
-func (cp *ControlPlane) InstallPolicy(ctx context.Context, p *admissionregistrationv1.ValidatingAdmissionPolicy, b *admissionregistrationv1.ValidatingAdmissionPolicyBinding) error {
+func (cp *ControlPlane) InstallPolicy(ctx context.Context, p *admissionregistrationv1.ValidatingAdmissionPolicy, bindings ...*admissionregistrationv1.ValidatingAdmissionPolicyBinding) error {
 	if err := cp.Client.Create(ctx, p); err != nil {
 		return fmt.Errorf("creating policy %s: %w", p.Name, err)
 	}
-	if err := cp.Client.Create(ctx, b); err != nil {
-		return fmt.Errorf("creating binding %s: %w", b.Name, err)
+	for _, b := range bindings {
+		if err := cp.Client.Create(ctx, b); err != nil {
+			return fmt.Errorf("creating binding %s: %w", b.Name, err)
+		}
 	}
 	if !cp.opts.WithControllerManager {
 		time.Sleep(2 * time.Second)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/cert-manager/cert-manager/pkg/util/pki"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/octopus-agent-tools/workspace-webhook/manifests/base"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/doctor"
@@ -62,14 +64,17 @@ func TestDoctorOnAHelmInstall(t *testing.T) {
 			"warning " + claims + ": failurePolicy Fail, shipped Ignore", "warning " + optedIn + ": failurePolicy Fail, shipped Ignore"}},
 		{"excluded namespaces", webhookNS, []string{"--set", "excludedNamespaces={team-a}"}, selectorDiffers()},
 		{"another namespace", "platform-webhooks", nil, selectorDiffers()},
+		// Audit-only: both bindings are the shipped ones turned around, not "differs"; the
+		// doctor says enforcement is off.
+		{"audit-only", webhookNS, []string{"--set", "enforcement=warn"}, []string{"warning " + policy + ": enforcement is off (audit-only): in every namespace not labelled workspace-webhook.io/enforcement=enforce, " +
+			"script pods it would refuse are admitted with a warning (binding octopus-workspace-script-pods-warn, validationActions [Warn, Audit]); the webhook's --enforcement=warn does the same for its own refusals"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			objs := renderChart(t, c.namespace, c.flags...)
 			m, v := webhookConfigs(t, objs)
 			var p admissionregistrationv1.ValidatingAdmissionPolicy
-			var b admissionregistrationv1.ValidatingAdmissionPolicyBinding
 			find(t, objs, "ValidatingAdmissionPolicy", "", &p)
-			find(t, objs, "ValidatingAdmissionPolicyBinding", "", &b)
+			bindings := policyBindings(t, objs)
 			for i := range m.Webhooks {
 				m.Webhooks[i].ClientConfig.CABundle = caBundle // as the CA injector leaves them
 			}
@@ -77,7 +82,7 @@ func TestDoctorOnAHelmInstall(t *testing.T) {
 				v.Webhooks[i].ClientConfig.CABundle = caBundle
 			}
 			r := doctor.Diagnose(doctor.Snapshot{Mutating: m, Validating: v, ShippedMutating: shippedM, ShippedValidating: shippedV,
-				Policy: &p, ShippedPolicy: shippedPolicy, PolicyBindings: []admissionregistrationv1.ValidatingAdmissionPolicyBinding{b}, Now: time.Now()},
+				Policy: &p, ShippedPolicy: shippedPolicy, PolicyBindings: bindings, Now: time.Now()},
 				storage.Judge{}, "/octopus")
 			var got []string
 			for _, p := range r.Problems {
@@ -92,6 +97,23 @@ func TestDoctorOnAHelmInstall(t *testing.T) {
 			}
 		})
 	}
+}
+
+// policyBindings are every ValidatingAdmissionPolicyBinding rendered (one per enforcement mode).
+func policyBindings(t *testing.T, objs []*unstructured.Unstructured) []admissionregistrationv1.ValidatingAdmissionPolicyBinding {
+	t.Helper()
+	var out []admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	for _, o := range objs {
+		if o.GetKind() == "ValidatingAdmissionPolicyBinding" {
+			var b admissionregistrationv1.ValidatingAdmissionPolicyBinding
+			must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &b))
+			out = append(out, b)
+		}
+	}
+	if len(out) != 2 {
+		t.Fatalf("%d policy bindings rendered, want 2 (enforce's and warn's)", len(out))
+	}
+	return out
 }
 
 // testCABundle is a valid CA certificate, PEM, valid for a year.

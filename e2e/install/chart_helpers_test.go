@@ -44,7 +44,7 @@ var chartCases = []chartCase{
 		"--set", "networkPolicy.enabled=true,networkPolicy.apiServerPorts={443,6443,8443}",
 		"--set", "serviceMonitor.enabled=true,serviceMonitor.labels.release=prometheus,serviceMonitor.interval=1m",
 		"--set", "excludedNamespaces={team-a,team-b},failurePolicy.scriptPods=Ignore,failurePolicy.claims=Fail,failurePolicy.tentaclePods=Fail",
-		"--set", "replicas=3,resources.requests.cpu=100m,logLevel=debug",
+		"--set", "replicas=3,resources.requests.cpu=100m,logLevel=debug,enforcement=warn",
 		"--set", "image.repository=registry.example.com/octopus/workspace-webhook,image.digest=sha256:" + strings.Repeat("ab", 32) + ",image.pullPolicy=Always",
 		"--set", "imagePullSecrets[0].name=regcred",
 		"--set-json", `capabilityOverrides="overrides:\n  - provisioner: \"*.cephfs.csi.ceph.com\"\n    readWriteMany: {filesystem: true}\n    reason: ours\n"`,

@@ -3,6 +3,7 @@ package install
 import (
 	"bytes"
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,10 +17,12 @@ import (
 	"github.com/octopus-agent-tools/workspace-webhook/certs"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/helm"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/enforcement"
 )
 
 // helm install, upgrade and uninstall against a real API server, self-managed mode, as the
-// README says: the namespace is created first; the webhook's first start (the real certs
+// README says: the namespace is created first; installed audit-only (enforcement=warn) and
+// switched to enforce by the upgrade, the policy's bindings following; the webhook's first start (the real certs
 // package, as the webhook's ServiceAccount with the chart's RBAC) creates its Secret and injects
 // the CA; an upgrade keeps every caBundle (neither the chart nor the injector's field is in the
 // release's manifests); uninstall removes both webhook configurations, so no failing webhook is
@@ -42,7 +45,9 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	var ns corev1.Namespace
 	find(t, render(t, "self-managed", false), "Namespace", webhookNS, &ns)
 	must(t, cp.Client.Create(ctx, &ns))
-	run("install", chartRelease, chartDir(t), "--set", "certificates.mode=self-managed")
+	// As the README rolls out: installed audit-only, switched to enforce by an upgrade.
+	run("install", chartRelease, chartDir(t), "--set", "certificates.mode=self-managed,enforcement=warn")
+	wantPolicyMode(ctx, t, cp.Client, enforcement.Warn)
 
 	c, err := client.New(asServiceAccount(cp.Config), client.Options{})
 	must(t, err)
@@ -57,7 +62,8 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 		}
 	}
 
-	run("upgrade", chartRelease, chartDir(t), "--reuse-values", "--set", "replicas=3")
+	run("upgrade", chartRelease, chartDir(t), "--reuse-values", "--set", "replicas=3,enforcement=enforce")
+	wantPolicyMode(ctx, t, cp.Client, enforcement.Enforce)
 	upgraded := caBundles(ctx, t, cp.Client)
 	if len(upgraded) != len(injected) {
 		t.Errorf("%d webhooks after the upgrade, %d before", len(upgraded), len(injected))
@@ -72,6 +78,9 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	if *d.Spec.Replicas != 3 {
 		t.Errorf("after helm upgrade --set replicas=3: %d replicas", *d.Spec.Replicas)
 	}
+	if args := d.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--enforcement=enforce") {
+		t.Errorf("after helm upgrade --set enforcement=enforce: args %v", args)
+	}
 
 	run("uninstall", chartRelease)
 	for _, gone := range []client.Object{
@@ -81,6 +90,11 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 		if err := cp.Client.Get(ctx, client.ObjectKey{Name: "octopus-workspace-webhook"}, gone); !apierrors.IsNotFound(err) {
 			t.Errorf("%T octopus-workspace-webhook after helm uninstall: %v, want NotFound", gone, err)
 		}
+	}
+	var bindings admissionregistrationv1.ValidatingAdmissionPolicyBindingList
+	must(t, cp.Client.List(ctx, &bindings))
+	if len(bindings.Items) != 0 {
+		t.Errorf("%d policy bindings after helm uninstall, want none", len(bindings.Items))
 	}
 	if err := cp.Client.Get(ctx, client.ObjectKey{Namespace: webhookNS, Name: "workspace-webhook"}, &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
 		t.Errorf("Deployment after helm uninstall: %v, want NotFound", err)
@@ -92,6 +106,19 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 		t.Errorf("the self-managed Secret has owners %v; the README says it has none", secret.OwnerReferences)
 	}
 	must(t, cp.Client.Get(ctx, client.ObjectKey{Name: webhookNS}, &corev1.Namespace{}))
+}
+
+// wantPolicyMode checks, on the cluster, that the policy's bindings give a namespace without
+// the enforcement label exactly one binding, of mode want.
+func wantPolicyMode(ctx context.Context, t *testing.T, c client.Client, want enforcement.Mode) {
+	t.Helper()
+	var list admissionregistrationv1.ValidatingAdmissionPolicyBindingList
+	must(t, c.List(ctx, &list))
+	actions, names, err := enforcement.PolicyActions(list.Items, nil)
+	must(t, err)
+	if got, ok := enforcement.ModeOfActions(actions); len(names) != 1 || !ok || got != want {
+		t.Errorf("bindings %v give an unlabelled namespace %v (%s), want %s", names, actions, got, want)
+	}
 }
 
 // caBundles are the caBundles of every webhook of both configurations, by webhook name.

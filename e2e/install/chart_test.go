@@ -14,6 +14,7 @@ import (
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/helm"
+	"github.com/octopus-agent-tools/workspace-webhook/manifests"
 )
 
 // helm lint --strict passes for every value set (it also validates values.schema.json).
@@ -41,6 +42,7 @@ func TestChartRejectsBadValues(t *testing.T) {
 	}{
 		{[]string{"--set", "certificates.mode=vault"}, "at '/certificates/mode': value must be one of 'cert-manager', 'self-managed', 'service-ca'"},
 		{[]string{"--set", "failurePolicy.scriptPods=Never"}, "at '/failurePolicy/scriptPods': value must be one of 'Fail', 'Ignore'"},
+		{[]string{"--set", "enforcement=audit"}, "at '/enforcement': value must be one of 'enforce', 'warn'"},
 		{[]string{"--set", "replicas=0"}, "at '/replicas': minimum: got 0, want 1"},
 		{[]string{"--set", "replica=3"}, "additional properties 'replica' not allowed"},
 		{[]string{"--set", "logLevel=verbose"}, "at '/logLevel'"},
@@ -83,20 +85,22 @@ var (
 // except the differences listed above; so the two install paths cannot drift apart.
 func TestChartMatchesKustomize(t *testing.T) {
 	for _, c := range []struct {
-		flavour string
-		netpol  bool
-		flags   []string
+		flavour    string
+		components []string
+		flags      []string
 	}{
-		{"cert-manager", false, nil},
-		{"self-managed", false, []string{"--set", "certificates.mode=self-managed"}},
-		{"service-ca", false, []string{"--set", "certificates.mode=service-ca"}},
-		{"cert-manager", true, []string{"--set", "networkPolicy.enabled=true"}},
-		{"self-managed", true, []string{"--set", "certificates.mode=self-managed,networkPolicy.enabled=true"}},
+		{"cert-manager", nil, nil},
+		{"self-managed", nil, []string{"--set", "certificates.mode=self-managed"}},
+		{"service-ca", nil, []string{"--set", "certificates.mode=service-ca"}},
+		{"cert-manager", []string{manifests.NetworkPolicyComponent}, []string{"--set", "networkPolicy.enabled=true"}},
+		{"self-managed", []string{manifests.NetworkPolicyComponent}, []string{"--set", "certificates.mode=self-managed,networkPolicy.enabled=true"}},
+		{"cert-manager", []string{manifests.AuditOnlyComponent}, []string{"--set", "enforcement=warn"}},
+		{"self-managed", []string{manifests.NetworkPolicyComponent, manifests.AuditOnlyComponent}, []string{"--set", "certificates.mode=self-managed,networkPolicy.enabled=true,enforcement=warn"}},
 	} {
-		t.Run(fmt.Sprintf("%s/network-policy=%v", c.flavour, c.netpol), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s%v", c.flavour, c.components), func(t *testing.T) {
 			chart := renderChart(t, webhookNS, c.flags...)
 			kustomized := map[string]*unstructured.Unstructured{}
-			for _, o := range render(t, c.flavour, c.netpol) {
+			for _, o := range renderWith(t, c.flavour, c.components...) {
 				kustomized[objectKey(o)] = o
 			}
 			for _, o := range chart {
@@ -163,7 +167,11 @@ func TestChartValuesChangeWhatTheyShould(t *testing.T) {
 		}
 		return out
 	}
-	const vap = "ValidatingAdmissionPolicy/octopus-workspace-script-pods:spec."
+	const (
+		vap                 = "ValidatingAdmissionPolicy/octopus-workspace-script-pods:spec."
+		bindingSelector     = "ValidatingAdmissionPolicyBinding/octopus-workspace-script-pods:spec.matchResources.namespaceSelector.matchExpressions[0]."
+		warnBindingSelector = "ValidatingAdmissionPolicyBinding/octopus-workspace-script-pods-warn:spec.matchResources.namespaceSelector.matchExpressions[0]."
+	)
 	excluded := map[string]string{}
 	for _, w := range []string{mwc + "webhooks[0]", mwc + "webhooks[1]", vwc + "webhooks[0]", vwc + "webhooks[1]", vap + "matchConstraints"} {
 		excluded[w+".namespaceSelector.matchExpressions[0].values[3]"] = `"team-a"`
@@ -185,9 +193,9 @@ func TestChartValuesChangeWhatTheyShould(t *testing.T) {
 			"-Certificate/workspace-webhook-serving": "",
 			"+Role/workspace-webhook-certificates":   "", "+RoleBinding/workspace-webhook-certificates": "",
 			"+ClusterRole/octopus-workspace-webhook-cabundle": "", "+ClusterRoleBinding/octopus-workspace-webhook-cabundle": "",
-			ctr + "args[6]": `"--cert-mode=self-managed"`, ctr + "args[7]": `"--self-managed-secret=workspace-webhook-tls"`,
-			ctr + "args[8]": `"--service-name=workspace-webhook"`, ctr + "args[9]": `"--mutating-webhook-configuration=octopus-workspace-webhook"`,
-			ctr + "args[10]":                 `"--validating-webhook-configuration=octopus-workspace-webhook"`,
+			ctr + "args[7]": `"--cert-mode=self-managed"`, ctr + "args[8]": `"--self-managed-secret=workspace-webhook-tls"`,
+			ctr + "args[9]": `"--service-name=workspace-webhook"`, ctr + "args[10]": `"--mutating-webhook-configuration=octopus-workspace-webhook"`,
+			ctr + "args[11]":                 `"--validating-webhook-configuration=octopus-workspace-webhook"`,
 			ctr + "volumeMounts[0].readOnly": "", pod + "volumes[0].secret.secretName": "",
 			pod + "volumes[0].emptyDir.medium": `"Memory"`, pod + "volumes[0].emptyDir.sizeLimit": `"1Mi"`,
 		})},
@@ -219,6 +227,11 @@ func TestChartValuesChangeWhatTheyShould(t *testing.T) {
 			map[string]string{"ConfigMap/workspace-webhook-capabilities:data.overrides.yaml": `"overrides:\n  - provisioner: nfs.csi.k8s.io\n    readWriteMany: {filesystem: true}\n"`}},
 		{"log level", nil, []string{"--set", "logLevel=debug"}, map[string]string{ctr + "args[5]": `"--zap-log-level=debug"`}},
 		{"log verbosity", nil, []string{"--set", "logLevel=3"}, map[string]string{ctr + "args[5]": `"--zap-log-level=3"`}},
+		// Audit-only: the webhook's flag, and the policy's bindings turned around (enforced only
+		// where labelled enforce), as components/audit-only does.
+		{"enforcement warn", nil, []string{"--set", "enforcement=warn"}, map[string]string{ctr + "args[6]": `"--enforcement=warn"`,
+			bindingSelector + "operator": `"In"`, bindingSelector + "values[0]": `"enforce"`,
+			warnBindingSelector + "operator": `"NotIn"`, warnBindingSelector + "values[0]": `"enforce"`}},
 		{"network policy", nil, []string{"--set", "networkPolicy.enabled=true"}, map[string]string{"+NetworkPolicy/workspace-webhook": ""}},
 		{"network policy API server ports", []string{"--set", "networkPolicy.enabled=true"}, []string{"--set", "networkPolicy.enabled=true,networkPolicy.apiServerPorts={443,6443,8443}"},
 			map[string]string{"NetworkPolicy/workspace-webhook:spec.egress[0].ports[2].port": "8443", "NetworkPolicy/workspace-webhook:spec.egress[0].ports[2].protocol": `"TCP"`}},

@@ -93,6 +93,16 @@ func render(t *testing.T, flavour string, netpol bool) []*unstructured.Unstructu
 	return decodeObjects(t, y)
 }
 
+// renderWith returns the objects of a flavour with optional components (manifests.*Component).
+func renderWith(t *testing.T, flavour string, components ...string) []*unstructured.Unstructured {
+	t.Helper()
+	y, err := manifests.RenderWith(flavour, components...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decodeObjects(t, y)
+}
+
 // decodeObjects parses a multi-document YAML stream (kustomize's or helm's output).
 func decodeObjects(t *testing.T, y []byte) []*unstructured.Unstructured {
 	t.Helper()

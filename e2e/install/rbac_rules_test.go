@@ -74,6 +74,8 @@ func TestEachRenderedClusterRoleRuleIsNeeded(t *testing.T) {
 		{[]string{"ready"}, []string{"did not sync", "nodes is forbidden"}},
 		{[]string{"judge an unknown class by its volumes", "check that a claim naming a volume can bind"},
 			[]string{"cannot list resource", "cannot get resource", "persistentvolumes", string(reason.CapabilityCheckFailed)}},
+		// The enforcement label's namespaces are an informer too: without them no cache syncs.
+		{[]string{"ready"}, []string{"did not sync", "namespaces is forbidden"}},
 		{[]string{"ready"}, []string{"did not sync", "storageclasses.storage.k8s.io is forbidden"}},
 		{[]string{"place a stopped agent's script pod by its VolumeAttachment"}, []string{"volumeattachments.storage.k8s.io is forbidden"}},
 		{[]string{"record a refusal as an Event", "count a repeated refusal in its Event's series"}, []string{"events.events.k8s.io", "forbidden"}},

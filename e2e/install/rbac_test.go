@@ -68,7 +68,8 @@ func webhookConfigs(t *testing.T, objs []*unstructured.Unstructured) (*admission
 }
 
 // The webhook runs with only the rendered RBAC: it becomes ready, pins a script pod, reads
-// claims, volumes and attachments live, records Events; a request outside the grant is refused.
+// claims, volumes and attachments live, records Events, follows a namespace's enforcement
+// label; a request outside the grant is refused.
 func TestRenderedRBACIsSufficientAndLeast(t *testing.T) {
 	objs := render(t, "cert-manager", false)
 	m, v := webhookConfigs(t, objs)
@@ -158,6 +159,14 @@ func TestRenderedRBACIsSufficientAndLeast(t *testing.T) {
 		}
 		return false
 	})
+	// The namespace's enforcement label, read from the metadata-only namespace cache: labelled
+	// warn by a cluster admin, the same refused pod is admitted.
+	must(t, cp.Client.Patch(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: b.Namespace}},
+		client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"labels":{"workspace-webhook.io/enforcement":"warn"}}}`))))
+	waitFor(t, ctx, "the refused pod admitted in warn mode", func() bool {
+		last = cp.Client.Create(ctx, b.ScriptPod("rbac03", tentacle.StyleV2))
+		return last == nil
+	})
 	if strings.Contains(strings.ToLower(log.String()), "forbidden") {
 		t.Fatalf("the webhook hit a permission error with the rendered RBAC:\n%s", log.String())
 	}
@@ -176,6 +185,10 @@ func TestRenderedRBACIsSufficientAndLeast(t *testing.T) {
 		"update a claim":               sa.Update(ctx, a.Claim()),
 		"read a configmap":             sa.Get(ctx, client.ObjectKey{Namespace: "default", Name: "kube-root-ca.crt"}, &corev1.ConfigMap{}),
 		"patch webhook conf":           sa.Patch(ctx, m.DeepCopy(), client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"labels":{"x":"y"}}}`))),
+		// Namespaces: list/watch for the enforcement label's cache, nothing else.
+		"get a namespace": sa.Get(ctx, client.ObjectKey{Name: a.Namespace}, &corev1.Namespace{}),
+		"label a namespace": sa.Patch(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: a.Namespace}},
+			client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"labels":{"workspace-webhook.io/enforcement":"warn"}}}`))),
 	} {
 		if !apierrors.IsForbidden(err) {
 			t.Errorf("%s: want Forbidden, got %v", what, err)

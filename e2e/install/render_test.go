@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/manifests"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/enforcement"
 )
 
 // gkeLikeAdmission configures ResourceQuota admission as GKE does (and as the Kubernetes docs
@@ -63,13 +65,14 @@ func TestManifestsApplyWithServerSideDryRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for _, flavour := range manifests.Flavours {
-		for _, netpol := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/network-policy=%v", flavour, netpol), func(t *testing.T) {
-				kinds := dryRunInstall(ctx, t, cp, render(t, flavour, netpol))
+		for _, components := range [][]string{nil, {manifests.NetworkPolicyComponent}, {manifests.AuditOnlyComponent}} {
+			netpol := slices.Contains(components, manifests.NetworkPolicyComponent)
+			t.Run(fmt.Sprintf("%s%v", flavour, components), func(t *testing.T) {
+				kinds := dryRunInstall(ctx, t, cp, renderWith(t, flavour, components...))
 				want := map[string]int{"Namespace": 1, "PriorityClass": 1, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
 					"ConfigMap": 1, "Deployment": 1, "Service": 1, "PodDisruptionBudget": 1,
 					"MutatingWebhookConfiguration": 1, "ValidatingWebhookConfiguration": 1,
-					"ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1}
+					"ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 2}
 				switch flavour {
 				case "cert-manager":
 					want["Certificate"], want["Issuer"] = 2, 2
@@ -251,19 +254,32 @@ func TestPodDisruptionBudgetNeverBlocksADrain(t *testing.T) {
 	}
 }
 
-// Every argument of the Deployment is a flag the binary accepts, with values it validates.
+// Every argument of the Deployment is a flag the binary accepts, with values it validates;
+// the audit-only component sets --enforcement=warn.
 func TestDeploymentArgsAreAcceptedByTheBinary(t *testing.T) {
 	for _, flavour := range manifests.Flavours {
+		for _, auditOnly := range []bool{false, true} {
+			var d appsv1.Deployment
+			var components []string
+			want := enforcement.Enforce
+			if auditOnly {
+				components, want = []string{manifests.AuditOnlyComponent}, enforcement.Warn
+			}
+			find(t, renderWith(t, flavour, components...), "Deployment", "workspace-webhook", &d)
+			opts, err := parseArgs(d.Spec.Template.Spec.Containers[0].Args, webhookNS)
+			if err != nil {
+				t.Errorf("%s%v: %v", flavour, components, err)
+				continue
+			}
+			if err := opts.Validate(); err != nil {
+				t.Errorf("%s%v: %v", flavour, components, err)
+			}
+			if opts.Enforcement != want {
+				t.Errorf("%s%v: --enforcement=%s, want %s", flavour, components, opts.Enforcement, want)
+			}
+		}
 		var d appsv1.Deployment
 		find(t, render(t, flavour, false), "Deployment", "workspace-webhook", &d)
-		opts, err := parseArgs(d.Spec.Template.Spec.Containers[0].Args, webhookNS)
-		if err != nil {
-			t.Errorf("%s: %v", flavour, err)
-			continue
-		}
-		if err := opts.Validate(); err != nil {
-			t.Errorf("%s: %v", flavour, err)
-		}
 		hasEnv := false
 		for _, e := range d.Spec.Template.Spec.Containers[0].Env {
 			hasEnv = hasEnv || (e.Name == "POD_NAMESPACE" && e.ValueFrom != nil)

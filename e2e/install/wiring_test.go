@@ -19,8 +19,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/helm"
 	"github.com/octopus-agent-tools/workspace-webhook/manifests"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/enforcement"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/storage"
 )
 
@@ -456,9 +458,7 @@ func TestPolicyScopeIsTheMutatingWebhooks(t *testing.T) {
 	for _, flavour := range manifests.Flavours {
 		r := renderFlavour(t, flavour)
 		var policy admissionregistrationv1.ValidatingAdmissionPolicy
-		var binding admissionregistrationv1.ValidatingAdmissionPolicyBinding
 		find(t, r.objs, "ValidatingAdmissionPolicy", "", &policy)
-		find(t, r.objs, "ValidatingAdmissionPolicyBinding", "", &binding)
 		script := r.mutating.Webhooks[slices.IndexFunc(r.mutating.Webhooks, func(w admissionregistrationv1.MutatingWebhook) bool {
 			return w.ClientConfig.Service != nil && *w.ClientConfig.Service.Path == app.MutatePodPath
 		})]
@@ -468,9 +468,55 @@ func TestPolicyScopeIsTheMutatingWebhooks(t *testing.T) {
 			t.Errorf("%s: policy scope %+v differs from the mutating webhook's (rules %+v, objects %+v, namespaces %+v)",
 				flavour, mc, script.Rules, script.ObjectSelector, script.NamespaceSelector)
 		}
-		if binding.Spec.PolicyName != policy.Name || !slices.Contains(binding.Spec.ValidationActions, admissionregistrationv1.Deny) ||
-			!slices.Contains(binding.Spec.ValidationActions, admissionregistrationv1.Audit) {
-			t.Errorf("%s: binding %+v does not enforce and audit policy %s", flavour, binding.Spec, policy.Name)
+		for _, b := range policyBindings(t, r.objs) {
+			if b.Spec.PolicyName != policy.Name || !slices.Contains(b.Spec.ValidationActions, admissionregistrationv1.Audit) {
+				t.Errorf("%s: binding %s %+v does not audit policy %s", flavour, b.Name, b.Spec, policy.Name)
+			}
+		}
+	}
+}
+
+// The final-state policy follows the webhook's enforcement mode in every kind of namespace
+// (no label, labelled enforce, labelled warn, a label naming no mode): exactly one binding
+// selects it, [Deny, Audit] where the webhook (its rendered --enforcement, then the label)
+// refuses, [Warn, Audit] where it only warns; for every kustomization with and without
+// components/audit-only, and the chart with each value of enforcement.
+func TestPolicyBindingsFollowTheWebhooksMode(t *testing.T) {
+	type install struct {
+		name string
+		objs []*unstructured.Unstructured
+		want enforcement.Mode
+	}
+	var installs []install
+	for _, flavour := range manifests.Flavours {
+		installs = append(installs, install{flavour, render(t, flavour, false), enforcement.Enforce},
+			install{flavour + "+audit-only", renderWith(t, flavour, manifests.AuditOnlyComponent), enforcement.Warn})
+	}
+	for _, m := range enforcement.Modes {
+		if _, err := helm.Find(); err == nil || os.Getenv("CI") == "true" {
+			installs = append(installs, install{"chart enforcement=" + string(m), renderChart(t, webhookNS, "--set", "enforcement="+string(m)), m})
+		}
+	}
+	for _, in := range installs {
+		var d appsv1.Deployment
+		find(t, in.objs, "Deployment", "workspace-webhook", &d)
+		opts, err := parseArgs(d.Spec.Template.Spec.Containers[0].Args, webhookNS)
+		must(t, err)
+		if opts.Enforcement != in.want {
+			t.Errorf("%s: --enforcement=%s, want %s", in.name, opts.Enforcement, in.want)
+		}
+		bindings := policyBindings(t, in.objs)
+		for _, ns := range []map[string]string{nil, {enforcement.Label: "enforce"}, {enforcement.Label: "warn"}, {enforcement.Label: "Warn"}, {enforcement.Label: ""}} {
+			actions, names, err := enforcement.PolicyActions(bindings, ns)
+			must(t, err)
+			want, _ := enforcement.Resolve(opts.Enforcement, ns)
+			wantActions := []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny, admissionregistrationv1.Audit}
+			if want == enforcement.Warn {
+				wantActions[0] = admissionregistrationv1.Warn
+			}
+			if len(names) != 1 || !slices.Equal(actions, wantActions) {
+				t.Errorf("%s, namespace labels %v: the webhook is in %s mode there, the policy's bindings %v give %v", in.name, ns, want, names, actions)
+			}
 		}
 	}
 }

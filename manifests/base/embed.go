@@ -36,20 +36,24 @@ func WebhookConfigurations() (*admissionregistrationv1.MutatingWebhookConfigurat
 	return &m, &v, nil
 }
 
-// ScriptPodPolicy is the ValidatingAdmissionPolicy of script-pod-policy.yaml and its binding,
-// as shipped.
-func ScriptPodPolicy() (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding, error) {
+// ScriptPodPolicy is the ValidatingAdmissionPolicy of script-pod-policy.yaml and its
+// bindings (one per enforcement mode, enforce's first), as shipped.
+func ScriptPodPolicy() (*admissionregistrationv1.ValidatingAdmissionPolicy, []*admissionregistrationv1.ValidatingAdmissionPolicyBinding, error) {
 	docs := strings.Split(scriptPodPolicyYAML, "\n---\n")
-	if len(docs) != 2 {
-		return nil, nil, fmt.Errorf("base/script-pod-policy.yaml: want 2 documents, got %d", len(docs))
+	if len(docs) != 3 {
+		return nil, nil, fmt.Errorf("base/script-pod-policy.yaml: want 3 documents (the policy, then its two bindings), got %d", len(docs))
 	}
 	var p admissionregistrationv1.ValidatingAdmissionPolicy
-	var b admissionregistrationv1.ValidatingAdmissionPolicyBinding
 	if err := yaml.UnmarshalStrict([]byte(docs[0]), &p); err != nil {
 		return nil, nil, fmt.Errorf("base/script-pod-policy.yaml policy: %w", err)
 	}
-	if err := yaml.UnmarshalStrict([]byte(docs[1]), &b); err != nil {
-		return nil, nil, fmt.Errorf("base/script-pod-policy.yaml binding: %w", err)
+	var bindings []*admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	for _, d := range docs[1:] {
+		var b admissionregistrationv1.ValidatingAdmissionPolicyBinding
+		if err := yaml.UnmarshalStrict([]byte(d), &b); err != nil {
+			return nil, nil, fmt.Errorf("base/script-pod-policy.yaml binding: %w", err)
+		}
+		bindings = append(bindings, &b)
 	}
-	return &p, &b, nil
+	return &p, bindings, nil
 }

@@ -32,6 +32,7 @@ import (
 	wh "github.com/octopus-agent-tools/workspace-webhook/webhook"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/agent"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/audit"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/enforcement"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/storage"
 )
 
@@ -132,7 +133,7 @@ func newManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 			Host: opts.Host, Port: opts.Port, CertDir: opts.CertDir, CertName: opts.CertName, KeyName: opts.KeyName, TLSOpts: tlsOpts,
 		}),
 		Cache: cache.Options{
-			ByObject:         agent.CacheByObject(),
+			ByObject:         cacheByObject(),
 			DefaultTransform: cache.TransformStripManagedFields(),
 		},
 		Client: client.Options{Cache: &client.CacheOptions{Unstructured: false}},
@@ -167,11 +168,17 @@ func newManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 		{"persistentvolumeclaims", mgr.GetCache(), &corev1.PersistentVolumeClaim{}},
 		{"storageclasses", mgr.GetCache(), &storagev1.StorageClass{}},
 		{"nodes", mgr.GetCache(), &corev1.Node{}},
+		{"namespaces", mgr.GetCache(), enforcement.NamespaceObject()},
 	} {
 		if err := watchInformer(inf.cache, inf.obj, metrics.CacheLastEvent.WithLabelValues(inf.resource)); err != nil {
 			return nil, nil, fmt.Errorf("starting informer for %s: %w", inf.resource, err)
 		}
 	}
+	modes := &enforcement.Namespaces{Global: opts.Enforcement, Cache: mgr.GetCache(), Log: log.WithName("enforcement")}
+	if err := logInvalidLabels(mgr.GetCache(), modes); err != nil {
+		return nil, nil, err
+	}
+	log.Info("enforcement mode (a namespace's label overrides it)", "mode", opts.Enforcement, "namespaceLabel", enforcement.Label)
 	caches := []cache.Cache{mgr.GetCache(), legacyPods}
 	recorder := &audit.Recorder{Log: log.WithName("decision"), Events: mgr.GetEventRecorder("workspace-webhook"), Metrics: metrics}
 	decoder := admission.NewDecoder(mgr.GetScheme())
@@ -179,7 +186,7 @@ func newManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 
 	srv := mgr.GetWebhookServer()
 	srv.Register(MutateTentaclePath, wh.NewReviewServer(&wh.TentacleMutator{
-		Finder: finder, MountPath: opts.Workspace.MountPath, Recorder: recorder,
+		Finder: finder, MountPath: opts.Workspace.MountPath, Recorder: recorder, Modes: modes,
 	}, true, log.WithName("admission")))
 	claims := &wh.ClaimJudge{Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), DenyUnknown: opts.DenyUnknownCapability, DenyUnbindable: opts.DenyUnbindableClaims, Metrics: metrics}
 	if opts.CapabilityOverrides != "" {
@@ -196,17 +203,17 @@ func newManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 		claims.Overrides = watcher.Current
 	}
 	srv.Register(MutatePodPath, wh.NewReviewServer(&wh.PodMutator{
-		Finder: finder, Config: opts.Workspace, ScriptPodLabel: opts.ScriptPodLabel, Claims: claims, Recorder: recorder,
+		Finder: finder, Config: opts.Workspace, ScriptPodLabel: opts.ScriptPodLabel, Claims: claims, Recorder: recorder, Modes: modes,
 	}, true, log.WithName("admission")))
 	srv.Register(ValidatePodPath, wh.NewReviewServer(&wh.FinalStateValidator{
-		ScriptPodLabel: opts.ScriptPodLabel, Recorder: recorder,
+		ScriptPodLabel: opts.ScriptPodLabel, Recorder: recorder, Modes: modes,
 	}, true, log.WithName("admission")))
 	excluded := map[string]bool{"kube-system": true, "kube-node-lease": true}
 	if opts.Namespace != "" {
 		excluded[opts.Namespace] = true
 	}
 	srv.Register(ValidatePVCPath, wh.NewReviewServer(&wh.ClaimValidator{
-		Decoder: decoder, Claims: claims, ExcludedNamespaces: excluded, Recorder: recorder,
+		Decoder: decoder, Claims: claims, ExcludedNamespaces: excluded, Recorder: recorder, Modes: modes,
 	}, false, log.WithName("admission")))
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -224,6 +231,25 @@ func newManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 		return nil, nil, err
 	}
 	return mgr, caches, nil
+}
+
+// cacheByObject scopes the manager's cache: the agents' objects (agent.CacheByObject) and
+// the namespaces that carry the enforcement label, metadata only.
+func cacheByObject() map[client.Object]cache.ByObject {
+	byObject := agent.CacheByObject()
+	ns, scope := enforcement.CacheByObject()
+	byObject[ns] = scope
+	return byObject
+}
+
+// logInvalidLabels logs each namespace whose enforcement label names no mode, when it appears.
+func logInvalidLabels(c cache.Cache, modes *enforcement.Namespaces) error {
+	inf, err := c.GetInformer(context.Background(), enforcement.NamespaceObject(), cache.BlockUntilSynced(false))
+	if err != nil {
+		return err
+	}
+	_, err = inf.AddEventHandler(enforcement.LogInvalidLabels(modes.Log, modes.Global))
+	return err
 }
 
 // cacheSynced fails readiness until every informer of every cache has synced.
@@ -263,7 +289,7 @@ func syncDeadline(ctx context.Context, stop context.CancelCauseFunc, caches []ca
 	for _, c := range caches {
 		if !c.WaitForCacheSync(waitCtx) {
 			if ctx.Err() == nil {
-				stop(fmt.Errorf("informer caches did not sync within --cache-sync-timeout=%s; check that the API server is reachable and this webhook's RBAC lets it list and watch pods, claims, StorageClasses and nodes", timeout))
+				stop(fmt.Errorf("informer caches did not sync within --cache-sync-timeout=%s; check that the API server is reachable and this webhook's RBAC lets it list and watch pods, claims, StorageClasses, nodes and namespaces", timeout))
 			}
 			return
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/enforcement"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/workspace"
 )
 
@@ -58,6 +59,9 @@ type Options struct {
 	DenyUnbindableClaims bool
 	// CacheSyncTimeout bounds how long start-up waits for the informer caches.
 	CacheSyncTimeout time.Duration
+	// Enforcement is the global mode: enforce refuses, warn only reports what it would refuse
+	// (would-deny). A namespace's label workspace-webhook.io/enforcement overrides it.
+	Enforcement enforcement.Mode
 }
 
 // Certificate modes.
@@ -76,6 +80,7 @@ func DefaultOptions() Options {
 		CertMode:         CertModeFiles, SelfManagedSecret: "workspace-webhook-tls", ServiceName: "workspace-webhook",
 		MutatingConfigName: "octopus-workspace-webhook", ValidatingConfigName: "octopus-workspace-webhook",
 		CertCheckInterval: time.Minute,
+		Enforcement:       enforcement.Enforce,
 	}
 }
 
@@ -112,6 +117,11 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.CertCheckInterval, "cert-check-interval", o.CertCheckInterval, "How often the self-managed mode checks its CA, serving certificate and caBundles.")
 	fs.StringVar(&o.CapabilityOverrides, "capability-overrides", o.CapabilityOverrides, "YAML file of provisioner ReadWriteMany overrides; reloaded when it changes.")
 	fs.BoolVar(&o.DenyUnbindableClaims, "deny-unbindable-claims", o.DenyUnbindableClaims, "Refuse claims that can only bind to an existing PersistentVolume (volumeName, or a kubernetes.io/no-provisioner class) when none can take them (default: admit with a warning).")
+	fs.Func("enforcement", "enforce: refuse what the checks refuse; warn: admit it unchanged with a warning and record it as would-deny (audit-only). The namespace label "+enforcement.Label+"=enforce|warn overrides it (default enforce).", func(v string) error {
+		m, err := enforcement.Parse(v)
+		o.Enforcement = m
+		return err
+	})
 	fs.BoolVar(&o.DenyUnknownCapability, "deny-unknown-capability", o.DenyUnknownCapability, "Refuse ReadWriteMany claims on classes whose capability is unknown (default: admit with a warning).")
 }
 
@@ -130,6 +140,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--workspace-path must be written plainly (no trailing slash, no . or .. elements) and not be /; got %q, did you mean %q?", o.Workspace.MountPath, path.Clean(o.Workspace.MountPath))
 	case o.Workspace.VolumeName == "" || o.Workspace.VolumeName == o.Workspace.FallbackVolumeName:
 		return fmt.Errorf("--workspace-volume-name must be set and differ from %q", o.Workspace.FallbackVolumeName)
+	case o.Enforcement != enforcement.Enforce && o.Enforcement != enforcement.Warn:
+		return fmt.Errorf("--enforcement must be %q or %q, got %q", enforcement.Enforce, enforcement.Warn, o.Enforcement)
 	case o.CertMode != CertModeFiles && o.CertMode != CertModeSelfManaged:
 		return fmt.Errorf("--cert-mode must be %q or %q, got %q", CertModeFiles, CertModeSelfManaged, o.CertMode)
 	case o.CertMode == CertModeSelfManaged && (o.Namespace == "" || o.SelfManagedSecret == "" || o.ServiceName == ""):

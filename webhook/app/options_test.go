@@ -3,8 +3,11 @@ package app
 import (
 	"crypto/tls"
 	"flag"
+	"io"
 	"strings"
 	"testing"
+
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/enforcement"
 )
 
 func TestOptionsValidateRefusesBadInput(t *testing.T) {
@@ -48,5 +51,29 @@ func TestOptionsTLSVersionAndDNSNames(t *testing.T) {
 	}
 	if o.EnableHTTP2 {
 		t.Fatal("HTTP/2 must be off by default")
+	}
+}
+
+func TestOptionsEnforcement(t *testing.T) {
+	parse := func(args ...string) (Options, error) {
+		o := DefaultOptions()
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		o.BindFlags(fs)
+		return o, fs.Parse(args)
+	}
+	if o, err := parse(); err != nil || o.Enforcement != enforcement.Enforce {
+		t.Fatalf("default: %q, %v; want enforce", o.Enforcement, err)
+	}
+	if o, err := parse("--enforcement=warn"); err != nil || o.Enforcement != enforcement.Warn || o.Validate() != nil {
+		t.Fatalf("--enforcement=warn: %q, %v", o.Enforcement, err)
+	}
+	if _, err := parse("--enforcement=audit"); err == nil || !strings.Contains(err.Error(), `enforcement mode must be "enforce" or "warn", got "audit"`) {
+		t.Fatalf("--enforcement=audit: %v", err)
+	}
+	o := DefaultOptions()
+	o.Enforcement = ""
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--enforcement must be") {
+		t.Fatalf("empty mode set in code: %v", err)
 	}
 }

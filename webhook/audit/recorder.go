@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -40,13 +41,41 @@ func (r *Recorder) Record(ctx context.Context, req admission.Request, o Outcome,
 	r.log(req, o)
 	r.notePin(req, o)
 	// A dry-run request must have no side effects, and an Event is one.
-	if o.Decision == reason.Denied && o.EventTarget != nil && r.Events != nil && !isDryRun(req) {
+	if refuses(o.Decision) && o.EventTarget != nil && r.Events != nil && !isDryRun(req) {
 		// The note names the cause, not the refused object, so repeated refusals for one cause
 		// are isomorphic and the recorder folds them into one Event series instead of
 		// flooding; each refused object's name is in the audit log and the decision log.
-		r.Events.Eventf(o.EventTarget, nil, corev1.EventTypeWarning, string(o.Code), EventAction(req.Kind.Kind),
-			"%s", o.Message)
+		action, note := EventAction(req.Kind.Kind), o.Message
+		if o.Decision == reason.WouldDeny {
+			action, note = WouldRefuseAction(req.Kind.Kind), WouldRefuse(o.Code, o.Message)
+		}
+		r.Events.Eventf(o.EventTarget, nil, corev1.EventTypeWarning, string(o.Code), action, "%s", truncateNote(note))
 	}
+}
+
+// refuses is true for a refusal, enforced or only reported (warn mode).
+func refuses(d reason.Decision) bool { return d == reason.Denied || d == reason.WouldDeny }
+
+// WouldRefuse is what warn mode tells the user (admission warning) and the Event says: the
+// refusal enforce mode would have made, marked so nobody takes it for one.
+func WouldRefuse(code reason.Code, msg string) string {
+	return "workspace webhook (warn mode) would refuse (" + string(code) + "): " + msg
+}
+
+// noteLimit is the API server's limit on an events.k8s.io Event's note, in bytes; a longer
+// one makes it refuse the Event, which would be lost.
+const noteLimit = 1024
+
+func truncateNote(s string) string {
+	if len(s) <= noteLimit {
+		return s
+	}
+	const more = "..."
+	cut := noteLimit - len(more)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + more
 }
 
 // notePin records a Normal Event on the Tentacle pod when script pods of an agent start
@@ -74,6 +103,9 @@ func (r *Recorder) notePin(req admission.Request, o Outcome) {
 // EventAction is the Event action of a refusal of kind (e.g. "RefusePod").
 func EventAction(kind string) string { return "Refuse" + kind }
 
+// WouldRefuseAction is the Event action of a refusal warn mode admitted (e.g. "WouldRefusePod").
+func WouldRefuseAction(kind string) string { return "WouldRefuse" + kind }
+
 func (r *Recorder) log(req admission.Request, o Outcome) {
 	kv := make([]any, 0, 30)
 	kv = append(kv,
@@ -87,7 +119,7 @@ func (r *Recorder) log(req admission.Request, o Outcome) {
 			kv = append(kv, f.key, f.value)
 		}
 	}
-	if o.Decision == reason.Denied {
+	if refuses(o.Decision) {
 		kv = append(kv, "message", o.Message)
 	}
 	r.Log.Info("admission decision", kv...)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -76,5 +77,27 @@ func TestRecorderEventsDenialsAndPinMoves(t *testing.T) {
 	got = drain(fake.Events)
 	if len(got) != 1 || !strings.Contains(got[0], "Warning WorkspaceNodeUnknown") || !strings.Contains(got[0], "no node holds it yet") {
 		t.Fatalf("want one Warning Event with the reason code and message, got %v", got)
+	}
+}
+
+// A would-deny (warn mode) is recorded as a refusal would be, marked in the Event and the
+// log line; an Event note longer than the API server takes is cut, not lost.
+func TestRecorderWouldDeny(t *testing.T) {
+	fake := events.NewFakeRecorder(10)
+	r := &Recorder{Log: logr.Discard(), Events: fake}
+	ns := &corev1.ObjectReference{Kind: "Namespace", Name: "ns"}
+	var resp admission.Response
+	r.Record(context.Background(), req(false), Outcome{Webhook: ValidatePVC, Decision: reason.WouldDeny, Code: reason.ReadWriteManyUnsupported,
+		Message: strings.Repeat("é", 600), EventTarget: ns}, time.Now(), &resp)
+	if resp.AuditAnnotations[KeyDecision] != "would-deny" || resp.AuditAnnotations[KeyReason] != string(reason.ReadWriteManyUnsupported) {
+		t.Fatalf("audit annotations %v", resp.AuditAnnotations)
+	}
+	got := drain(fake.Events)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "Warning ReadWriteManyUnsupported workspace webhook (warn mode) would refuse (ReadWriteManyUnsupported): éé") {
+		t.Fatalf("want one marked Warning Event, got %v", got)
+	}
+	note := strings.TrimPrefix(got[0], "Warning ReadWriteManyUnsupported ")
+	if len(note) > noteLimit || !strings.HasSuffix(note, "é...") || !utf8.ValidString(note) {
+		t.Fatalf("note of %d bytes, want at most %d, cut at a rune: %q", len(note), noteLimit, note[len(note)-10:])
 	}
 }

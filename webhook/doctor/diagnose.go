@@ -36,6 +36,9 @@ type Snapshot struct {
 	// missing), PolicyBindings the bindings naming it; ShippedPolicy is this binary's.
 	Policy, ShippedPolicy *admissionregistrationv1.ValidatingAdmissionPolicy
 	PolicyBindings        []admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	// EnforcementLabels are the namespaces labelled workspace-webhook.io/enforcement, with
+	// the label's value.
+	EnforcementLabels map[string]string
 	// ReadyEndpoints counts, per "namespace/service" the webhook configurations call, the
 	// ready endpoints of its EndpointSlices (absent: not looked up, e.g. webhooks by URL).
 	ReadyEndpoints map[string]int
@@ -70,6 +73,7 @@ func Diagnose(s Snapshot, j storage.Judge, mountPath string) Report {
 	}
 	r.Problems = append(r.Problems, webhookProblems(s)...)
 	r.Problems = append(r.Problems, policyProblems(s)...)
+	r.Problems = append(r.Problems, namespaceProblems(s)...)
 	sort.SliceStable(r.Problems, func(a, b int) bool { return r.Problems[a].Severity == Error && r.Problems[b].Severity != Error })
 	return r
 }

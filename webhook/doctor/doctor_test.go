@@ -122,11 +122,10 @@ func snapshot(t *testing.T) Snapshot {
 	leftover := v.Webhooks[0].DeepCopy()
 	leftover.Name, leftover.ClientConfig.Service.Path = "script-pod-validation.workspace-webhook.io", ptr.To("/validate-script-pod")
 	v.Webhooks = append(v.Webhooks, *leftover)
-	policy, binding, err := base.ScriptPodPolicy()
+	policy, bindings, err := base.ScriptPodPolicy()
 	if err != nil {
 		t.Fatal(err)
 	}
-	binding.Spec.ValidationActions = []admissionregistrationv1.ValidationAction{admissionregistrationv1.Warn, admissionregistrationv1.Audit}
 	return Snapshot{
 		Now:   now,
 		Nodes: 3,
@@ -149,8 +148,35 @@ func snapshot(t *testing.T) Snapshot {
 			scriptPod("octopus-agent-prod", "prod", "octopus-script-c", "node-2", corev1.PodPending, 10*time.Minute),
 		},
 		Mutating: m, Validating: v, ShippedMutating: shippedM, ShippedValidating: shippedV,
-		Policy: policy.DeepCopy(), ShippedPolicy: policy, PolicyBindings: []admissionregistrationv1.ValidatingAdmissionPolicyBinding{*binding},
+		Policy: policy.DeepCopy(), ShippedPolicy: policy, PolicyBindings: auditOnly(bindings),
+		// An install in audit-only mode, where one team enforces already and one label is a typo.
+		EnforcementLabels: map[string]string{"octopus-agent-prod": "enforce", "octopus-agent-builds": "Enforce"},
 	}
+}
+
+// auditOnly are the shipped bindings as manifests/components/audit-only (chart: enforcement=warn)
+// turns them around: enforced only where labelled enforce.
+func auditOnly(shipped []*admissionregistrationv1.ValidatingAdmissionPolicyBinding) []admissionregistrationv1.ValidatingAdmissionPolicyBinding {
+	out := enforced(shipped)
+	for i := range out {
+		e := &out[i].Spec.MatchResources.NamespaceSelector.MatchExpressions[0]
+		if e.Operator == metav1.LabelSelectorOpIn {
+			e.Operator = metav1.LabelSelectorOpNotIn
+		} else {
+			e.Operator = metav1.LabelSelectorOpIn
+		}
+		e.Values = []string{"enforce"}
+	}
+	return out
+}
+
+// enforced are the shipped bindings, as installed.
+func enforced(shipped []*admissionregistrationv1.ValidatingAdmissionPolicyBinding) []admissionregistrationv1.ValidatingAdmissionPolicyBinding {
+	var out []admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	for _, b := range shipped {
+		out = append(out, *b.DeepCopy())
+	}
+	return out
 }
 
 // Every shape in one report, held to golden table and JSON output.
@@ -201,7 +227,8 @@ func TestDiagnoseFindsEachProblem(t *testing.T) {
 		`warning pod octopus-agent-prod/octopus-script-c: script pod Pending for 10m0s`,
 		`error webhook opted-in-claim-access-modes.workspace-webhook.io: missing from the validating configuration`,
 		`warning webhook script-pod-validation.workspace-webhook.io: in the validating configuration but not in the shipped manifests`,
-		`warning binding octopus-workspace-script-pods: validationActions [Warn, Audit]: script pods the policy refuses are admitted with a warning (audit-only)`,
+		`warning policy octopus-workspace-script-pods: enforcement is off (audit-only): in every namespace not labelled workspace-webhook.io/enforcement=enforce, script pods it would refuse are admitted with a warning (binding octopus-workspace-script-pods-warn, validationActions [Warn, Audit])`,
+		`warning namespace octopus-agent-builds: label workspace-webhook.io/enforcement="Enforce" names no enforcement mode (enforce or warn): the install's mode (warn) applies`,
 		`warning webhook script-pod-workspace.workspace-webhook.io: failurePolicy Ignore, shipped Fail`,
 		`warning webhook agent-claim-access-modes.workspace-webhook.io: differs from the shipped manifests in objectSelector`,
 		`warning webhook script-pod-workspace.workspace-webhook.io: caBundle certificate "workspace-webhook-ca" expires at 2026-12-11`,
@@ -225,36 +252,67 @@ func TestDiagnoseFindsEachProblem(t *testing.T) {
 	}
 }
 
-// The final-state policy: missing, edited, or without a binding.
+// The final-state policy: missing, edited, or without a binding; bindings that do not give
+// each kind of namespace its enforcement mode; namespaces where enforcement is off.
 func TestDiagnosePolicy(t *testing.T) {
+	_, shipped, err := base.ScriptPodPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The single [Deny, Audit] binding of earlier releases, selecting every namespace.
+	single := enforced(shipped)[:1]
+	single[0].Spec.MatchResources = nil
 	for name, tc := range map[string]struct {
 		change func(s *Snapshot)
-		want   string
+		want   []string // every policy, binding and namespace problem
 	}{
-		"missing":    {func(s *Snapshot) { s.Policy, s.PolicyBindings = nil, nil }, "error policy octopus-workspace-script-pods: the ValidatingAdmissionPolicy that checks each script pod's final state is not installed"},
-		"no binding": {func(s *Snapshot) { s.PolicyBindings = nil }, "error policy octopus-workspace-script-pods: has no ValidatingAdmissionPolicyBinding, so it checks nothing"},
+		"missing":    {func(s *Snapshot) { s.Policy, s.PolicyBindings = nil, nil }, []string{"error policy octopus-workspace-script-pods: the ValidatingAdmissionPolicy that checks each script pod's final state is not installed"}},
+		"no binding": {func(s *Snapshot) { s.PolicyBindings = nil }, []string{"error policy octopus-workspace-script-pods: has no ValidatingAdmissionPolicyBinding, so it checks nothing"}},
 		"edited": {func(s *Snapshot) { s.Policy.Spec.Validations = s.Policy.Spec.Validations[:1] },
-			"warning policy octopus-workspace-script-pods: differs from the shipped manifests in validations"},
+			[]string{"warning policy octopus-workspace-script-pods: differs from the shipped manifests in validations"}},
+		"as shipped, enforce":    {func(s *Snapshot) {}, nil},
+		"as shipped, audit-only": {func(s *Snapshot) { s.PolicyBindings = auditOnly(shipped) }, []string{"warning policy octopus-workspace-script-pods: enforcement is off (audit-only)"}},
+		"audit-only, a team enforcing": {func(s *Snapshot) {
+			s.PolicyBindings, s.EnforcementLabels = auditOnly(shipped), map[string]string{"team-a": "enforce", "team-b": "warn"}
+		}, []string{"warning policy octopus-workspace-script-pods: enforcement is off (audit-only)"}},
+		"enforce, a team in warn": {func(s *Snapshot) { s.EnforcementLabels = map[string]string{"team-a": "warn", "team-b": "enforce"} },
+			[]string{"warning namespace team-a: enforcement is off here (label workspace-webhook.io/enforcement=warn)"}},
+		"a label that names no mode": {func(s *Snapshot) { s.EnforcementLabels = map[string]string{"team-a": "off"} },
+			[]string{`warning namespace team-a: label workspace-webhook.io/enforcement="off" names no enforcement mode (enforce or warn): the install's mode (enforce) applies`}},
+		"an earlier release's single binding": {func(s *Snapshot) { s.PolicyBindings = single },
+			[]string{"warning policy octopus-workspace-script-pods: namespaces labelled workspace-webhook.io/enforcement=warn get validationActions [Deny, Audit] (bindings: octopus-workspace-script-pods): the policy does not follow the label there"}},
+		"the warn binding alone": {func(s *Snapshot) { s.PolicyBindings = enforced(shipped)[1:] }, []string{
+			"error policy octopus-workspace-script-pods: no binding selects namespaces without the workspace-webhook.io/enforcement label, so it checks nothing there",
+			"warning policy octopus-workspace-script-pods: namespaces labelled workspace-webhook.io/enforcement=enforce get validationActions [] (bindings: none)"}},
+		"audit only, nobody told": {func(s *Snapshot) {
+			s.PolicyBindings = enforced(shipped)
+			for i := range s.PolicyBindings {
+				s.PolicyBindings[i].Spec.ValidationActions = []admissionregistrationv1.ValidationAction{admissionregistrationv1.Audit}
+			}
+		}, []string{
+			"warning policy octopus-workspace-script-pods: bindings octopus-workspace-script-pods give namespaces without the workspace-webhook.io/enforcement label validationActions [Audit]",
+			"warning policy octopus-workspace-script-pods: namespaces labelled workspace-webhook.io/enforcement=enforce get validationActions [Audit]",
+			"warning policy octopus-workspace-script-pods: namespaces labelled workspace-webhook.io/enforcement=warn get validationActions [Audit]"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := snapshot(t)
+			s.PolicyBindings, s.EnforcementLabels = enforced(shipped), nil
 			tc.change(&s)
-			text := ""
+			var got []string
 			for _, p := range Diagnose(s, storage.Judge{}, "/octopus").Problems {
-				text += string(p.Severity) + " " + p.Object + ": " + p.Problem + "\n"
+				if strings.HasPrefix(p.Object, "policy ") || strings.HasPrefix(p.Object, "binding ") || strings.HasPrefix(p.Object, "namespace ") {
+					got = append(got, string(p.Severity)+" "+p.Object+": "+p.Problem)
+				}
 			}
-			if !strings.Contains(text, tc.want) {
-				t.Fatalf("problems lack %q:\n%s", tc.want, text)
+			if len(got) != len(tc.want) {
+				t.Fatalf("problems\n  %s\nwant %d:\n  %s", strings.Join(got, "\n  "), len(tc.want), strings.Join(tc.want, "\n  "))
+			}
+			for i, w := range tc.want {
+				if !strings.HasPrefix(got[i], w) {
+					t.Errorf("problem %d:\n  %s\nwant it to start with\n  %s", i, got[i], w)
+				}
 			}
 		})
-	}
-	// As shipped: no policy problem.
-	s := snapshot(t)
-	s.PolicyBindings[0].Spec.ValidationActions = []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny, admissionregistrationv1.Audit}
-	for _, p := range Diagnose(s, storage.Judge{}, "/octopus").Problems {
-		if strings.HasPrefix(p.Object, "policy ") || strings.HasPrefix(p.Object, "binding ") {
-			t.Fatalf("shipped policy reported: %+v", p)
-		}
 	}
 }
 

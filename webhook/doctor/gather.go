@@ -11,11 +11,13 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/octopus-agent-tools/workspace-webhook/manifests/base"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/agent"
+	"github.com/octopus-agent-tools/workspace-webhook/webhook/enforcement"
 )
 
 // Scope is what Gather reads: the agents of one namespace ("" = all), and the webhook
@@ -112,6 +114,19 @@ func Gather(ctx context.Context, c client.Reader, disc discovery.ServerGroupsInt
 	for _, b := range bindings.Items {
 		if b.Spec.PolicyName == s.ShippedPolicy.Name {
 			s.PolicyBindings = append(s.PolicyBindings, b)
+		}
+	}
+	var namespaces metav1.PartialObjectMetadataList
+	namespaces.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
+	if err := c.List(ctx, &namespaces, client.HasLabels{enforcement.Label}); err != nil {
+		return s, fmt.Errorf("listing namespaces labelled %s: %w", enforcement.Label, err)
+	}
+	for _, n := range namespaces.Items {
+		if namespace == "" || n.Name == namespace {
+			if s.EnforcementLabels == nil {
+				s.EnforcementLabels = map[string]string{}
+			}
+			s.EnforcementLabels[n.Name] = n.Labels[enforcement.Label]
 		}
 	}
 	s.ReadyEndpoints = map[string]int{}

@@ -13,6 +13,10 @@ const (
 	Allowed Decision = "allowed" // admitted unchanged
 	Mutated Decision = "mutated" // admitted with a patch
 	Denied  Decision = "denied"  // refused
+	// WouldDeny: admitted unchanged, with a warning, although enforce mode would refuse it:
+	// the namespace (label workspace-webhook.io/enforcement=warn) or the webhook
+	// (--enforcement=warn) is in warn mode. The reason code is the refusal's.
+	WouldDeny Decision = "would-deny"
 )
 
 // Mutating webhook outcomes.
