@@ -72,6 +72,10 @@ type Options struct {
 	CertDir    string
 	Host       string // default 127.0.0.1
 	Port       int    // 0 picks a free one
+	// Probe and Metrics are the loopback addresses of the health probes and the metrics
+	// endpoint; "" picks free ports. A replica restarted on the same addresses looks, to a
+	// Service and its probes, like the same pod's container restarting.
+	Probe, Metrics string
 	// Dir holds the log file (webhook.log); required.
 	Dir string
 	// Args are more flags, appended after the ones Start sets.
@@ -113,8 +117,12 @@ func Start(o Options) (*Process, error) {
 			return nil, err
 		}
 	}
-	p := &Process{LogPath: filepath.Join(o.Dir, "webhook.log"), done: make(chan struct{}), Addr: net.JoinHostPort(o.Host, strconv.Itoa(o.Port))}
+	p := &Process{LogPath: filepath.Join(o.Dir, "webhook.log"), done: make(chan struct{}), Addr: net.JoinHostPort(o.Host, strconv.Itoa(o.Port)),
+		Probe: o.Probe, Metrics: o.Metrics}
 	for _, a := range []*string{&p.Probe, &p.Metrics} {
+		if *a != "" {
+			continue
+		}
 		port, err := FreePort()
 		if err != nil {
 			return nil, err
