@@ -38,10 +38,18 @@ func TestAPIServerRestart(t *testing.T) {
 	must(t, cp.StopAPIServer())
 	stoppedAt := time.Now()
 	during := newTally()
-	for i := 0; time.Since(stoppedAt) < outage; i++ {
-		during.add(rv.scriptPod(ctx, a, fmt.Sprintf("down%05d", i)))
-		time.Sleep(50 * time.Millisecond)
+	var reviews sync.WaitGroup
+	for w := range 4 {
+		reviews.Add(1)
+		go func() {
+			defer reviews.Done()
+			for i := 0; time.Since(stoppedAt) < outage; i++ {
+				during.add(rv.scriptPod(ctx, a, fmt.Sprintf("down%d-%05d", w, i)))
+				time.Sleep(50 * time.Millisecond)
+			}
+		}()
 	}
+	reviews.Wait()
 	must(t, cp.StartAPIServer(ctx))
 	upAt := time.Now()
 	down := upAt.Sub(stoppedAt)
@@ -78,7 +86,7 @@ func TestAPIServerRestart(t *testing.T) {
 	save(t, bench.Result{Order: 30, Name: "faults-apiserver-restart", Title: "Faults: kube-apiserver restarts while script pods keep arriving",
 		Config: fmt.Sprintf("Promise: while the API server is down the webhook still answers every review (a ReadWriteOnce script pod is then refused, retryably, since its facts can be neither read nor trusted), "+
 			"and once it is back no script pod is pinned to a node the Tentacle left, whether or not the webhook's watches have reconnected yet (until they have, facts are read live). "+
-			"Measured: kube-apiserver stopped (SIGTERM) for %s while reviews are sent straight to the webhook's address every 50 ms (as a second API server of an HA control plane would); "+
+			"Measured: kube-apiserver stopped (SIGTERM) for %s while 4 workers send reviews straight to the webhook's address, each 50 ms after its last answer (as a second API server of an HA control plane would); "+
 			"the moment it is back, the Tentacle pod is deleted from node-1 and one runs on node-3 (placed directly, no controller in the way), "+
 			"then script pods are created through the API server one after the other (dry-run: the webhooks and the policy run, nothing is stored); two webhook replicas behind one address, production binary.", outage),
 		Figures: []bench.Figure{

@@ -92,7 +92,7 @@ func setUp(ctx context.Context) error {
 	if err := cp.InstallPolicy(ctx, policy, binding); err != nil {
 		return fmt.Errorf("installing the final-state policy: %w", err)
 	}
-	if apiLink, err = NewProxy("127.0.0.1:0", false); err != nil {
+	if apiLink, err = NewProxy("127.0.0.1:0"); err != nil {
 		return err
 	}
 	apiURL, err := url.Parse(cp.Config.Host)
@@ -158,7 +158,7 @@ type fleet struct {
 }
 
 func newFleet(n int, kubeconfig, certDir, addr string) (*fleet, error) {
-	lb, err := NewProxy(addr, false)
+	lb, err := NewProxy(addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening where the webhook configurations call (%s): %w", addr, err)
 	}
@@ -273,11 +273,14 @@ func save(t *testing.T, r bench.Result) {
 		if f.Met != nil {
 			met = map[bool]string{true: " (met)", false: " (NOT MET)"}[*f.Met]
 		}
-		target := ""
+		target, baseline := "", ""
 		if f.Target != "" {
 			target = ", target " + f.Target
 		}
-		t.Logf("%s: %s = %s%s%s", f.Measurement, f.Figure, f.Measured, target, met)
+		if f.Baseline != "" {
+			baseline = " (baseline: " + f.Baseline + ")"
+		}
+		t.Logf("%s: %s = %s%s%s%s", f.Measurement, f.Figure, f.Measured, baseline, target, met)
 	}
 	if dir := os.Getenv("RELIABILITY_OUT"); dir != "" {
 		if err := r.Save(dir); err != nil {

@@ -21,24 +21,25 @@ import (
 // Proxy accepts TCP connections on a loopback address and pipes each one, bytes untouched
 // (TLS passes through), to one of its backends, round-robin. As a Service in front of webhook
 // replicas, a backend with a ready URL takes connections only while that URL answers 200
-// (polled every ProbeInterval, as endpoints follow readiness); with RetryDial a connection
-// whose dial fails goes to the next backend instead of being dropped. As the network between
-// the webhook and the API server, Cut drops every open connection (watches included) and
-// refuses new ones until Restore.
+// (polled every probe interval, as endpoints follow readiness); a connection to a backend that
+// refuses it is refused too, as kube-proxy does until the endpoint is gone, unless the proxy
+// retries dials (SetMode): then it goes to the next backend, which is marked not ready until
+// its probe says otherwise. As the network between the webhook and the API server, Cut drops
+// every open connection (watches included) and refuses new ones until Restore.
 type Proxy struct {
-	ln  net.Listener
-	ctx context.Context
-	end context.CancelFunc
-	wg  sync.WaitGroup
+	addr string
+	ctx  context.Context
+	end  context.CancelFunc
+	wg   sync.WaitGroup
 
-	// RetryDial: a connection whose backend refuses it is tried on the next ready backend.
-	retryDial bool
-
-	mu       sync.Mutex
-	backends []*backend
-	next     int
-	cut      bool
-	conns    map[net.Conn]struct{}
+	mu            sync.Mutex
+	ln            net.Listener // nil while paused
+	retryDial     bool
+	probeInterval time.Duration
+	backends      []*backend
+	next          int
+	cut           bool
+	conns         map[net.Conn]struct{}
 
 	// Accepted counts accepted connections; Refused those closed at once (cut, no ready
 	// backend, every dial failed); DialFailures the failed dials to a backend.
@@ -51,24 +52,70 @@ type backend struct {
 	ready    atomic.Bool
 }
 
-// ProbeInterval is how often a backend's ready URL is polled.
+// ProbeInterval is how often a backend's ready URL is polled unless SetMode says otherwise.
 const ProbeInterval = 100 * time.Millisecond
 
-// NewProxy listens on addr ("127.0.0.1:0" picks a port).
-func NewProxy(addr string, retryDial bool) (*Proxy, error) {
+// NewProxy listens on addr ("127.0.0.1:0" picks a port); it does not retry dials and probes
+// every ProbeInterval.
+func NewProxy(addr string) (*Proxy, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	ctx, end := context.WithCancel(context.Background())
-	p := &Proxy{ln: ln, ctx: ctx, end: end, retryDial: retryDial, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{addr: ln.Addr().String(), ln: ln, ctx: ctx, end: end, probeInterval: ProbeInterval, conns: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
-	go p.serve()
+	go p.serve(ln)
 	return p, nil
 }
 
+// SetMode sets whether a refused dial is retried on the next backend, and how often backends'
+// ready URLs are polled.
+func (p *Proxy) SetMode(retryDial bool, probeInterval time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.retryDial, p.probeInterval = retryDial, probeInterval
+}
+
+func (p *Proxy) mode() (bool, time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.retryDial, p.probeInterval
+}
+
 // Addr is the address the proxy listens on.
-func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+func (p *Proxy) Addr() string { return p.addr }
+
+// Pause stops listening, so a connection is refused by the kernel (what a Service with no
+// endpoint gives), and drops every open connection, until Resume.
+func (p *Proxy) Pause() {
+	p.mu.Lock()
+	ln := p.ln
+	p.ln = nil
+	p.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
+	p.Cut()
+	p.Restore()
+}
+
+// Resume listens again on the same address after Pause.
+func (p *Proxy) Resume() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		return err
+	}
+	p.ln = ln
+	p.wg.Add(1)
+	go p.serve(ln)
+	return nil
+}
 
 // AddBackend adds a backend. With readyURL "" it is always ready; else it is ready once a GET
 // of readyURL answers 200, and for as long as it does.
@@ -120,15 +167,21 @@ func (p *Proxy) Restore() {
 // Close stops listening, closes every connection and waits for the proxy's goroutines.
 func (p *Proxy) Close() {
 	p.end()
-	_ = p.ln.Close()
+	p.mu.Lock()
+	ln := p.ln
+	p.ln = nil
+	p.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
 	p.Cut()
 	p.wg.Wait()
 }
 
-func (p *Proxy) serve() {
+func (p *Proxy) serve(ln net.Listener) {
 	defer p.wg.Done()
 	for {
-		c, err := p.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -152,10 +205,10 @@ func (p *Proxy) handle(client net.Conn) {
 		server, err := d.DialContext(p.ctx, "tcp", b.addr)
 		if err != nil {
 			p.DialFailures.Add(1)
-			if b.readyURL != "" {
-				b.ready.Store(false) // until its probe says otherwise
-			}
-			if p.retryDial && tried < 8 {
+			if retry, _ := p.mode(); retry && tried < 8 {
+				if b.readyURL != "" {
+					b.ready.Store(false) // until its probe says otherwise
+				}
 				continue
 			}
 			p.refuse(client)
@@ -237,8 +290,6 @@ func pipe(a, b net.Conn) {
 func (p *Proxy) probe(b *backend) {
 	defer p.wg.Done()
 	c := &http.Client{Timeout: time.Second}
-	t := time.NewTicker(ProbeInterval)
-	defer t.Stop()
 	for {
 		req, _ := http.NewRequestWithContext(p.ctx, http.MethodGet, b.readyURL, nil)
 		ok := false
@@ -248,10 +299,11 @@ func (p *Proxy) probe(b *backend) {
 			ok = resp.StatusCode == http.StatusOK
 		}
 		b.ready.Store(ok)
+		_, every := p.mode()
 		select {
 		case <-p.ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(every):
 		}
 	}
 }

@@ -64,10 +64,11 @@ func ask(addr string) (string, net.Conn, error) {
 
 func newProxy(t *testing.T, retryDial bool) *Proxy {
 	t.Helper()
-	p, err := NewProxy("127.0.0.1:0", retryDial)
+	p, err := NewProxy("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.SetMode(retryDial, ProbeInterval)
 	t.Cleanup(p.Close)
 	return p
 }
@@ -210,6 +211,27 @@ func TestProxyCut(t *testing.T) {
 	p.Restore()
 	if _, c, err := ask(p.Addr()); err != nil {
 		t.Fatalf("after Restore: %v", err)
+	} else {
+		c.Close()
+	}
+}
+
+// Pause refuses connections at the kernel (nothing listens); Resume listens again.
+func TestProxyPause(t *testing.T) {
+	p := newProxy(t, false)
+	a, stop := nameServer(t, "a")
+	defer stop()
+	p.AddBackend(a, "")
+	p.Pause()
+	_, err := net.DialTimeout("tcp", p.Addr(), time.Second)
+	if err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("dial while paused: %v, want connection refused", err)
+	}
+	if err := p.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if _, c, err := ask(p.Addr()); err != nil {
+		t.Fatalf("after Resume: %v", err)
 	} else {
 		c.Close()
 	}
