@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -31,6 +32,7 @@ const (
 type outcome struct {
 	Kind   string
 	Node   string // kindPinned: the node of the pin
+	Source string // kindPinned: why that node holds the volume (the webhook's record)
 	Reason string // kindRefused: which refusal (reason code where the message tells it)
 	Err    string
 	Start  time.Time // the create call began
@@ -52,6 +54,7 @@ func (o outcome) String() string {
 var refusals = []struct{ phrase, code string }{
 	{"no node holds it yet", "WorkspaceNodeUnknown"},
 	{"does not exist; reinstall or repair agent", "WorkspaceClaimNotFound"},
+	{"is being deleted (since", "WorkspaceClaimTerminating"},
 	{"exists in namespace", "AgentNotFound"},
 	{"but that node no longer exists", "WorkspaceNodeGone"},
 	{agent.CannotReadCurrentState, "InternalError"},
@@ -61,7 +64,9 @@ var refusals = []struct{ phrase, code string }{
 func classify(pod *corev1.Pod, err error) outcome {
 	if err == nil {
 		if node := pod.Annotations[workspace.NodeMark]; node != "" {
-			return outcome{Kind: kindPinned, Node: node}
+			var r workspace.Record
+			_ = json.Unmarshal([]byte(pod.Annotations[workspace.RecordAnnotation]), &r)
+			return outcome{Kind: kindPinned, Node: node, Source: r.NodeSource}
 		}
 		if _, ok := pod.Annotations[workspace.VolumeMark]; ok {
 			return outcome{Kind: kindShared}

@@ -17,6 +17,7 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -86,9 +87,19 @@ func placeTentacle(ctx context.Context, a tentacle.Agent, name, node string) (*c
 	if err := cp.Client.Create(ctx, pod); err != nil {
 		return nil, fmt.Errorf("creating Tentacle pod %s: %w", name, err)
 	}
-	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, StartTime: ptr.To(metav1.Now()), Conditions: []corev1.PodCondition{
-		{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}}
-	if err := cp.Client.Status().Update(ctx, pod); err != nil {
+	// kwok may get there first (it runs pods bound to its nodes): then the pod already runs.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := cp.Client.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
+			return err
+		}
+		if pod.Status.Phase == corev1.PodRunning {
+			return nil
+		}
+		pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, StartTime: ptr.To(metav1.Now()), Conditions: []corev1.PodCondition{
+			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}}
+		return cp.Client.Status().Update(ctx, pod)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("marking Tentacle pod %s Running: %w", name, err)
 	}
 	return pod, nil

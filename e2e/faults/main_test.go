@@ -149,6 +149,7 @@ type replica struct {
 	proc                *webhookproc.Process
 	kubeconfig, certDir string
 	host                string
+	args                []string
 }
 
 // fleet is the webhook Deployment: replicas behind one address.
@@ -157,14 +158,17 @@ type fleet struct {
 	replicas []*replica
 }
 
-func newFleet(n int, kubeconfig, certDir, addr string) (*fleet, error) {
+// newFleet makes n replicas behind addr, not started. With certDir "" each replica has a
+// cert dir of its own (the self-managed mode writes its certificate there); args are added
+// to every replica's command line.
+func newFleet(n int, kubeconfig, certDir, addr string, args ...string) (*fleet, error) {
 	lb, err := NewProxy(addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening where the webhook configurations call (%s): %w", addr, err)
 	}
 	f := &fleet{lb: lb}
 	for i := range n {
-		r := &replica{name: fmt.Sprintf("replica-%d", i+1), kubeconfig: kubeconfig, certDir: certDir, host: "127.0.0.1"}
+		r := &replica{name: fmt.Sprintf("replica-%d", i+1), kubeconfig: kubeconfig, certDir: certDir, host: "127.0.0.1", args: args}
 		ports := make([]int, 3)
 		for j := range ports {
 			if ports[j], err = webhookproc.FreePort(); err != nil {
@@ -175,6 +179,9 @@ func newFleet(n int, kubeconfig, certDir, addr string) (*fleet, error) {
 		if r.dir, err = os.MkdirTemp("", "faults-"+r.name+"-"); err != nil {
 			return nil, err
 		}
+		if r.certDir == "" {
+			r.certDir = filepath.Join(r.dir, "certs")
+		}
 		f.replicas = append(f.replicas, r)
 		lb.AddBackend(fmt.Sprintf("127.0.0.1:%d", r.port), "http://"+r.probe+"/readyz")
 	}
@@ -184,7 +191,7 @@ func newFleet(n int, kubeconfig, certDir, addr string) (*fleet, error) {
 // start runs the replica's process (again) and waits for its /readyz.
 func (r *replica) start(ctx context.Context) error {
 	p, err := webhookproc.Start(webhookproc.Options{Kubeconfig: r.kubeconfig, CertDir: r.certDir, Host: r.host, Port: r.port,
-		Probe: r.probe, Metrics: r.metrics, Dir: r.dir})
+		Probe: r.probe, Metrics: r.metrics, Dir: r.dir, Args: r.args})
 	if err != nil {
 		return err
 	}
