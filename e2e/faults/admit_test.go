@@ -3,13 +3,16 @@ package faults
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
@@ -87,6 +90,10 @@ func classify(pod *corev1.Pod, err error) outcome {
 				o.Reason = r.code
 				break
 			}
+		}
+		// The webhook answers 500 when it could not read its facts (reason InternalError).
+		if se := (*apierrors.StatusError)(nil); o.Reason == "other" && errors.As(err, &se) && se.ErrStatus.Code == http.StatusInternalServerError {
+			o.Reason = "InternalError"
 		}
 	default:
 		o.Kind = kindError

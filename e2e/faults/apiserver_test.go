@@ -134,7 +134,7 @@ func TestWatchDrop(t *testing.T) {
 	old, err := placeTentacle(ctx, a, "octopus-agent-tentacle-old", "node-1")
 	must(t, err)
 	rwx := rwxAgent(t, ctx, "faults-watch-drop-rwx")
-	nfs := tentacle.Agent{Namespace: "faults-watch-drop-nfs", Release: "shared", Generation: 2, Storage: tentacle.StorageNFS}
+	nfs := tentacle.Agent{Namespace: "faults-watch-drop-nfs", Release: "dropnfs", Generation: 2, Storage: tentacle.StorageNFS}
 	installAgent(t, ctx, nfs)
 	waitPinned(t, ctx, a, "node-1")
 

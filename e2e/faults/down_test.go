@@ -49,7 +49,7 @@ func TestWebhookFullyDown(t *testing.T) {
 	gp2 := unsupportedClass(t, ctx)
 	rwo := rwoAgent("faults-down-rwo", "node-1")
 	rwo2 := tentacle.Agent{Namespace: "faults-down-rwo-v2", Release: "prod", Generation: 2, AccessModes: rwo.AccessModes, NodeSelector: onNode("node-1")}
-	nfs := tentacle.Agent{Namespace: "faults-down-nfs", Release: "shared", Generation: 2, Storage: tentacle.StorageNFS, NodeSelector: onNode("node-3")}
+	nfs := tentacle.Agent{Namespace: "faults-down-nfs", Release: "downnfs", Generation: 2, Storage: tentacle.StorageNFS, NodeSelector: onNode("node-3")}
 	installAgent(t, ctx, rwo)
 	installAgent(t, ctx, rwo2)
 	installAgent(t, ctx, nfs)
@@ -58,7 +58,10 @@ func TestWebhookFullyDown(t *testing.T) {
 		return func(name string) outcome {
 			c := a.Claim()
 			c.Name = name
-			return claimOutcome(cp.Client.Create(ctx, c, client.DryRunAll))
+			start := time.Now()
+			o := claimOutcome(cp.Client.Create(ctx, c, client.DryRunAll))
+			o.Start, o.End = start, time.Now()
+			return o
 		}
 	}
 	kinds := []agentKind{
@@ -131,7 +134,10 @@ func TestWebhookFullyDown(t *testing.T) {
 			c := cells[k.name][object]
 			figures = append(figures, bench.Figure{Measurement: "webhook fully down", Figure: k.name + ", " + object,
 				Measured: describe(c.down), Baseline: "up: " + describe(c.up)})
-			fmt.Fprintf(&raw, "%s, %s: up: %s | down: %s %s\n", k.name, object, describe(c.up), describe(c.down), portless(c.down.Err))
+			fmt.Fprintf(&raw, "%s, %s: up: %s | down: %s (answered in %s)\n", k.name, object, c.up, c.down, c.down.End.Sub(c.down.Start).Round(time.Millisecond))
+			if c.down.Err != "" {
+				fmt.Fprintf(&raw, "  the API server's answer: %s\n", portless(c.down.Err))
+			}
 		}
 	}
 	for _, k := range []string{"ReadWriteOnce, chart v3 (Tentacle adds a pod affinity to itself)", "ReadWriteOnce, chart v2 (no co-location of its own)", "ReadWriteMany class", "NFS", "any kind, ScriptPodTemplate naming no workspace"} {
@@ -225,6 +231,9 @@ func setScriptPodFailurePolicy(t *testing.T, ctx context.Context, policy admissi
 	must(t, cp.Client.Get(ctx, client.ObjectKey{Name: mutatingConfig}, &m))
 	for i, w := range m.Webhooks {
 		if w.Name == scriptPodWebhook {
+			if i != 0 {
+				t.Errorf("%s is webhook %d of %s; the install guide's emergency patch names index 0", scriptPodWebhook, i, mutatingConfig)
+			}
 			patch := fmt.Sprintf(`[{"op":"replace","path":"/webhooks/%d/failurePolicy","value":%q}]`, i, policy)
 			must(t, cp.Client.Patch(ctx, &m, client.RawPatch("application/json-patch+json", []byte(patch))))
 			return

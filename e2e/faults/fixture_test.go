@@ -171,12 +171,13 @@ func (r *reviewer) post(ctx context.Context, body, podJSON []byte) outcome {
 		return outcome{Kind: kindWebhookFailed, Err: err.Error()}
 	}
 	if !res.Allowed {
-		msg := ""
+		status := metav1.Status{Status: metav1.StatusFailure, Code: http.StatusForbidden}
 		if res.Result != nil {
-			msg = res.Result.Message
+			status = *res.Result
 		}
 		// As the API server words it, so that classify reads it the same way.
-		return classify(nil, fmt.Errorf("admission webhook %q denied the request: %s", "script-pod-workspace.workspace-webhook.io", msg))
+		status.Message = fmt.Sprintf("admission webhook %q denied the request: %s", scriptPodWebhook, status.Message)
+		return classify(nil, &apierrors.StatusError{ErrStatus: status})
 	}
 	pod := &corev1.Pod{}
 	if len(res.Patch) > 0 {
