@@ -130,7 +130,7 @@ func (t *tally) add(o outcome) {
 	t.counts[k]++
 	t.total++
 	if _, ok := t.examples[k]; !ok && o.Err != "" {
-		t.examples[k] = o.Err
+		t.examples[k] = portless(o.Err)
 	}
 }
 
