@@ -134,7 +134,7 @@ func TestWebhookFullyDown(t *testing.T) {
 			c := cells[k.name][object]
 			figures = append(figures, bench.Figure{Measurement: "webhook fully down", Figure: k.name + ", " + object,
 				Measured: describe(c.down), Baseline: "up: " + describe(c.up)})
-			fmt.Fprintf(&raw, "%s, %s: up: %s | down: %s (answered in %s)\n", k.name, object, c.up, c.down, c.down.End.Sub(c.down.Start).Round(time.Millisecond))
+			fmt.Fprintf(&raw, "%s, %s: up: %s | down: %s (answered in %s)\n", k.name, object, describe(c.up), c.down.Kind, c.down.End.Sub(c.down.Start).Round(time.Millisecond))
 			if c.down.Err != "" {
 				fmt.Fprintf(&raw, "  the API server's answer: %s\n", portless(c.down.Err))
 			}
@@ -172,7 +172,8 @@ func TestWebhookFullyDown(t *testing.T) {
 	}
 }
 
-// claimOutcome sorts a claim creation's answer.
+// claimOutcome sorts a claim creation's answer (admitted: unchecked when the webhook is down;
+// describe says only "admitted").
 func claimOutcome(err error) outcome {
 	switch {
 	case err == nil:
