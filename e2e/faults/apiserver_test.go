@@ -168,7 +168,7 @@ func TestWatchDrop(t *testing.T) {
 	apiLink.Restore()
 	restoredAt := time.Now()
 	resumed := <-watchesCurrent(ctx, restoredAt)
-	time.Sleep(size(2*time.Second, 5*time.Second))
+	time.Sleep(size(time.Second, 5*time.Second))
 	close(stop)
 	for _, l := range loads {
 		l.Wait()

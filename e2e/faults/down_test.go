@@ -120,7 +120,7 @@ func TestWebhookFullyDown(t *testing.T) {
 		{"NFS", nfs, tentacle.StyleV2},
 		{"any kind, ScriptPodTemplate naming no workspace", rwx, tentacle.StyleTemplate},
 	} {
-		switched[k.name] = landings(t, ctx, k.agent, k.style, size(6, 12))
+		switched[k.name] = landings(t, ctx, k.agent, k.style, size(4, 12))
 	}
 	setScriptPodFailurePolicy(t, ctx, admissionregistrationv1.Fail)
 	must(t, hooks.lb.Resume())
