@@ -57,7 +57,7 @@ func TestDoctorReportsTheCluster(t *testing.T) {
 	must(t, cp.Client.Create(ctx, stuck.Deployment()))
 	eventually(t, ctx, "the stuck agent's Tentacle pod exists", func() (bool, string) {
 		var pods corev1.PodList
-		must(t, cp.Client.List(ctx, &pods, tentaclePodsOf(stuck)...))
+		must(t, cp.Client.List(ctx, &pods, stuck.TentaclePodsOf()...))
 		return len(pods.Items) == 1, ""
 	})
 

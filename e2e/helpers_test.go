@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,8 +12,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
@@ -57,54 +54,26 @@ func installAgent(t *testing.T, ctx context.Context, a tentacle.Agent, waitRunni
 	t.Helper()
 	_, err := cp.CreateNamespace(ctx, a.Namespace)
 	must(t, err)
-	for _, sa := range a.ServiceAccounts() {
-		if err := cp.Client.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
-		}
-	}
-	createWorkspace(t, ctx, a)
-	must(t, cp.Client.Create(ctx, a.Deployment()))
+	must(t, a.Install(ctx, cp.Client))
 	if waitRunning {
 		waitTentacleRunning(t, ctx, a)
 	}
 }
 
-// createWorkspace creates the agent's claim and the volume it binds to: the chart's NFS volume
-// first (as Helm orders them), else the claim, then a volume pre-bound to it with the class
-// the claim was stored with (the default class for chart v3's default).
 func createWorkspace(t *testing.T, ctx context.Context, a tentacle.Agent) {
 	t.Helper()
-	if a.Storage == tentacle.StorageNFS {
-		must(t, cp.Client.Create(ctx, a.Volume(a.NFSClassName())))
-		must(t, cp.Client.Create(ctx, a.Claim()))
-		return
-	}
-	claim := a.Claim()
-	must(t, cp.Client.Create(ctx, claim))
-	must(t, cp.Client.Create(ctx, a.Volume(ptr.Deref(claim.Spec.StorageClassName, ""))))
-}
-
-// tentaclePodsOf selects the agent's Tentacle pods as its Deployment does (name and instance),
-// minus the pre-install hook pod, which shares those labels but is no ReplicaSet's.
-func tentaclePodsOf(a tentacle.Agent) []client.ListOption {
-	return []client.ListOption{client.MatchingLabels(a.Deployment().Spec.Selector.MatchLabels), client.HasLabels{"pod-template-hash"}}
+	must(t, a.CreateWorkspace(ctx, cp.Client))
 }
 
 func waitTentacleRunning(t *testing.T, ctx context.Context, a tentacle.Agent) *corev1.Pod {
 	t.Helper()
 	var found *corev1.Pod
 	eventually(t, ctx, "Tentacle pod of "+a.Namespace+"/"+a.Release+" running", func() (bool, string) {
-		var pods corev1.PodList
-		if err := cp.Client.List(ctx, &pods, append(tentaclePodsOf(a), client.InNamespace(a.Namespace))...); err != nil {
+		var err error
+		if found, err = a.RunningTentacle(ctx, cp.Client); err != nil {
 			return false, err.Error()
 		}
-		for i := range pods.Items {
-			if pods.Items[i].Status.Phase == corev1.PodRunning && pods.Items[i].DeletionTimestamp == nil {
-				found = &pods.Items[i]
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("%d pods, none running", len(pods.Items))
+		return found != nil, "none running"
 	})
 	return found
 }

@@ -41,7 +41,7 @@ func rollout(t *testing.T, ctx context.Context, a tentacle.Agent, n int) *corev1
 			return false, fmt.Sprintf("%+v", s)
 		}
 		var pods corev1.PodList
-		must(t, cp.Client.List(ctx, &pods, append(tentaclePodsOf(a), client.InNamespace(a.Namespace))...))
+		must(t, cp.Client.List(ctx, &pods, a.TentaclePodsOf()...))
 		if len(pods.Items) != 1 || pods.Items[0].Annotations["kubectl.kubernetes.io/restartedAt"] != fmt.Sprintf("rollout-%d", n) ||
 			pods.Items[0].Status.Phase != corev1.PodRunning {
 			return false, fmt.Sprintf("%d Tentacle pods", len(pods.Items))
@@ -119,7 +119,7 @@ func TestDrainMovesTheAgentAndScriptPodsFollow(t *testing.T) {
 	var moved *corev1.Pod
 	eventually(t, ctx, "the agent's new Tentacle pod running elsewhere, the old one gone", func() (bool, string) {
 		var pods corev1.PodList
-		must(t, cp.Client.List(ctx, &pods, append(tentaclePodsOf(a), client.InNamespace(a.Namespace))...))
+		must(t, cp.Client.List(ctx, &pods, a.TentaclePodsOf()...))
 		if len(pods.Items) != 1 || pods.Items[0].Name == old.Name || pods.Items[0].Status.Phase != corev1.PodRunning {
 			return false, fmt.Sprintf("%d pods", len(pods.Items))
 		}

@@ -2,11 +2,13 @@ package webhook
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -68,7 +70,22 @@ func (s *ReviewServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.write(w, reviewV1, admission.Errored(http.StatusBadRequest, err))
 		return
 	}
-	s.write(w, version, s.Webhook.Handle(r.Context(), req))
+	ctx, cancel := context.WithTimeout(r.Context(), answerBudget(r))
+	defer cancel()
+	s.write(w, version, s.Webhook.Handle(ctx, req))
+}
+
+// answerBudget is how long a handler may take: 80% of the timeout the API server gives the
+// call (it appends ?timeout=5s, from the configuration's timeoutSeconds), so that a handler
+// whose live read hangs (the network to the API server dropped mid-request) still answers
+// with its own, clear refusal before the API server gives up on the call.
+func answerBudget(r *http.Request) time.Duration {
+	const defaultTimeout = 5 * time.Second // webhooks.yaml
+	timeout, err := time.ParseDuration(r.URL.Query().Get("timeout"))
+	if err != nil || timeout <= 0 {
+		timeout = defaultTimeout
+	}
+	return timeout * 4 / 5
 }
 
 var (

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -144,5 +145,44 @@ func TestReviewServerRecoversFromPanics(t *testing.T) {
 	out := serve(t, boom, true, "application/json", review("admission.k8s.io/v1", "Pod", podJSON))
 	if out.Response.Allowed || out.Response.UID != "u-1" || out.Response.Result.Code != http.StatusInternalServerError {
 		t.Fatalf("got %+v", out.Response)
+	}
+}
+
+// A handler gets 80% of the API server's timeout for the call, so that its own answer (a
+// refusal that says what failed) arrives before the API server gives up.
+func TestAnswerBudget(t *testing.T) {
+	for _, c := range []struct {
+		url  string
+		want time.Duration
+	}{
+		{"/mutate-script-pod?timeout=5s", 4 * time.Second},
+		{"/mutate-script-pod?timeout=30s", 24 * time.Second},
+		{"/mutate-script-pod?timeout=1s", 800 * time.Millisecond},
+		{"/mutate-script-pod", 4 * time.Second},
+		{"/mutate-script-pod?timeout=soon", 4 * time.Second},
+		{"/mutate-script-pod?timeout=-1s", 4 * time.Second},
+	} {
+		r := httptest.NewRequest(http.MethodPost, c.url, nil)
+		if got := answerBudget(r); got != c.want {
+			t.Errorf("%s: %s, want %s", c.url, got, c.want)
+		}
+	}
+}
+
+// The handler's context ends within the budget.
+func TestReviewServerBoundsTheHandler(t *testing.T) {
+	var deadline time.Time
+	h := admission.HandlerFunc(func(ctx context.Context, _ admission.Request) admission.Response {
+		deadline, _ = ctx.Deadline()
+		return admission.Allowed("")
+	})
+	srv := NewReviewServer(h, false, logr.Discard())
+	body := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"version":"v1","kind":"ConfigMap"},"resource":{"version":"v1","resource":"configmaps"},"operation":"CREATE","object":{}}}`
+	r := httptest.NewRequest(http.MethodPost, "/x?timeout=2s", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	began := time.Now()
+	srv.ServeHTTP(httptest.NewRecorder(), r)
+	if deadline.IsZero() || deadline.Sub(began) > 1600*time.Millisecond+100*time.Millisecond || deadline.Sub(began) < 1500*time.Millisecond {
+		t.Fatalf("handler deadline %v after the request, want 1.6 s", deadline.Sub(began))
 	}
 }

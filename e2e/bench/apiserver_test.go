@@ -111,7 +111,7 @@ func TestAPIServer(t *testing.T) {
 	c, err := fastClient(cp.Config)
 	must(t, err)
 	procs := cp.PIDs() // kube-apiserver, etcd, kube-scheduler, kube-controller-manager, kwok
-	procs["webhook"] = hook.cmd.Process.Pid
+	procs["webhook"] = hook.Cmd.Process.Pid
 	procs["load generator"] = os.Getpid() // with the no-op webhook server
 
 	var raw strings.Builder

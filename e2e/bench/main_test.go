@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookproc"
 )
 
 // config sizes every measurement. smoke (the default, run by `go test ./...`) runs each one
@@ -106,6 +107,7 @@ func TestMain(m *testing.M) {
 		cleanups[i]()
 	}
 	cleanupMu.Unlock()
+	webhookproc.Cleanup()
 	os.Exit(code)
 }
 

@@ -135,7 +135,7 @@ func exercise(ctx context.Context, p *webhookProcess, reviews [][]byte, populate
 		want = []byte(`"patch":`)
 	}
 	for _, r := range reviews {
-		if err := c.post(ctx, "https://"+p.addr+app.MutatePodPath, r, want); err != nil {
+		if err := c.post(ctx, "https://"+p.Addr+app.MutatePodPath, r, want); err != nil {
 			return err
 		}
 	}
@@ -160,7 +160,7 @@ func (s memSample) String() string {
 // for 5 s, then reads /proc/<pid>/status three times a second apart and keeps the medians.
 func settle(ctx context.Context, p *webhookProcess) (memSample, error) {
 	var s memSample
-	since := time.Since(p.started)
+	since := time.Since(p.Started)
 	began := time.Now()
 	if cfg.memWaitGC {
 		for {
@@ -168,7 +168,7 @@ func settle(ctx context.Context, p *webhookProcess) (memSample, error) {
 				break
 			}
 			if time.Since(began) > 150*time.Second {
-				return s, fmt.Errorf("no GC within 150 s (gctrace in %s)", p.logPath)
+				return s, fmt.Errorf("no GC within 150 s (gctrace in %s)", p.LogPath)
 			}
 			select {
 			case <-ctx.Done():
@@ -194,7 +194,7 @@ func settle(ctx context.Context, p *webhookProcess) (memSample, error) {
 	if gcs := p.gcs(); len(gcs) > 0 {
 		s.gc = gcs[len(gcs)-1]
 	}
-	page, err := p.metricsText()
+	page, err := p.MetricsText()
 	if err != nil {
 		return s, err
 	}

@@ -3,8 +3,6 @@ package bench
 import (
 	"bufio"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"regexp"
 	"strconv"
@@ -17,7 +15,7 @@ import (
 
 // memStatus reads fields of /proc/<pid>/status given in kB (VmRSS, RssAnon, RssFile), in bytes.
 func (p *webhookProcess) memStatus() (map[string]float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
 	if err != nil {
 		return nil, err
 	}
@@ -33,28 +31,18 @@ func (p *webhookProcess) memStatus() (map[string]float64, error) {
 		}
 	}
 	if out["VmRSS"] == 0 {
-		return nil, fmt.Errorf("no VmRSS in /proc/%d/status", p.cmd.Process.Pid)
+		return nil, fmt.Errorf("no VmRSS in /proc/%d/status", p.Cmd.Process.Pid)
 	}
 	return out, nil
 }
 
 // metric reads one unlabelled series from the process's metrics endpoint.
 func (p *webhookProcess) metric(name string) (float64, error) {
-	all, err := p.metricsText()
+	all, err := p.MetricsText()
 	if err != nil {
 		return 0, err
 	}
 	return seriesValue(all, name)
-}
-
-func (p *webhookProcess) metricsText() (string, error) {
-	resp, err := http.Get("http://" + p.metrics + "/metrics")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
 }
 
 // seriesValue sums the samples of series name (every label set) in a Prometheus text page.
@@ -89,7 +77,7 @@ type gcRecord struct {
 
 // gcs reads every GC trace line the process has written so far.
 func (p *webhookProcess) gcs() []gcRecord {
-	f, err := os.Open(p.logPath)
+	f, err := os.Open(p.LogPath)
 	if err != nil {
 		return nil
 	}

@@ -39,7 +39,7 @@ func TestStartup(t *testing.T) {
 	for i := range cfg.startupRuns {
 		p := startWebhookProcess(t, processOptions{kubeconfig: cp.KubeconfigPath, certDir: certDir, pool: pool})
 		h, r, f, err := timeStartup(ctx, p, body)
-		p.stop()
+		p.Stop()
 		if err != nil {
 			t.Fatalf("run %d: %v", i+1, err)
 		}
@@ -73,7 +73,7 @@ func timeStartup(ctx context.Context, p *webhookProcess, body []byte) (healthy, 
 	go func() {
 		defer wg.Done()
 		c := &http.Client{Timeout: 2 * time.Second}
-		healthy, errs[0] = p.firstOK(ctx, time.Minute, func(ctx context.Context) bool { return getOK(ctx, c, "http://"+p.probe+"/healthz") })
+		healthy, errs[0] = p.firstOK(ctx, time.Minute, func(ctx context.Context) bool { return getOK(ctx, c, "http://"+p.Probe+"/healthz") })
 	}()
 	go func() {
 		defer wg.Done()
@@ -83,7 +83,7 @@ func timeStartup(ctx context.Context, p *webhookProcess, body []byte) (healthy, 
 		defer wg.Done()
 		c := newReviewClient(p.pool, 32)
 		defer c.close()
-		url := "https://" + p.addr + app.MutatePodPath
+		url := "https://" + p.Addr + app.MutatePodPath
 		first, errs[2] = p.firstOK(ctx, time.Minute, func(ctx context.Context) bool { return c.post(ctx, url, body, []byte(`"patch":`)) == nil })
 	}()
 	wg.Wait()

@@ -161,6 +161,13 @@ type ControlPlane struct {
 	stopOnce     sync.Once
 	stopErr      error
 	mu           sync.Mutex
+
+	// kube-apiserver restarts (restart.go): once stopped, envtest's process is gone and the one
+	// StartAPIServer runs is apiChild, with the command line apiArgv.
+	apiMu    sync.Mutex
+	apiDown  bool
+	apiArgv  []string
+	apiChild *child
 }
 
 // Start brings up the control plane described by o and waits until it is usable: the apiserver
@@ -410,6 +417,11 @@ func (cp *ControlPlane) Stop() error {
 		cp.mu.Lock()
 		children := cp.children
 		cp.mu.Unlock()
+		cp.apiMu.Lock()
+		if cp.apiChild != nil { // a restarted kube-apiserver: stopped before etcd, like envtest's
+			children = append(children, cp.apiChild)
+		}
+		cp.apiMu.Unlock()
 		var wg sync.WaitGroup
 		for _, c := range children {
 			wg.Add(1)
@@ -461,6 +473,11 @@ func (cp *ControlPlane) Alive() error {
 			errs = append(errs, err)
 		}
 	}
+	cp.apiMu.Lock()
+	if c := cp.apiChild; c != nil && !cp.apiDown {
+		errs = append(errs, c.exited())
+	}
+	cp.apiMu.Unlock()
 	return errors.Join(errs...)
 }
 

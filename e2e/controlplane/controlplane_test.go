@@ -247,3 +247,79 @@ func processExists(pid int) bool {
 	p, err := os.FindProcess(pid)
 	return err == nil && p.Signal(syscall.Signal(0)) == nil
 }
+
+// TestAPIServerRestart: kube-apiserver stops and starts again on the same port, certificates
+// and etcd; objects and the clients made before survive, twice over, and Stop leaves no
+// process behind.
+func TestAPIServerRestart(t *testing.T) {
+	requireBinaries(t)
+	if runtime.GOOS != "linux" {
+		t.Skip("StopAPIServer reads the command line from /proc")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	before := childPIDs(t)
+	cp, err := Start(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = cp.Stop()
+		}
+	}()
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "survives", Namespace: "default"}, Data: map[string]string{"k": "v"}}
+	if err := cp.Client.Create(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.StartAPIServer(ctx); err == nil {
+		t.Fatal("StartAPIServer on a running kube-apiserver must refuse")
+	}
+	pids := []int{cp.PIDs()["kube-apiserver"]}
+	for round := 1; round <= 2; round++ {
+		began := time.Now()
+		if err := cp.StopAPIServer(); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		stoppedIn := time.Since(began)
+		if processExists(pids[len(pids)-1]) {
+			t.Fatalf("round %d: kube-apiserver pid %d still exists after StopAPIServer", round, pids[len(pids)-1])
+		}
+		if err := cp.Client.Get(ctx, client.ObjectKeyFromObject(cm), &corev1.ConfigMap{}); err == nil {
+			t.Fatalf("round %d: a read succeeded while kube-apiserver was stopped", round)
+		}
+		if err := cp.StopAPIServer(); err == nil {
+			t.Fatalf("round %d: StopAPIServer twice must refuse", round)
+		}
+		began = time.Now()
+		if err := cp.StartAPIServer(ctx); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		t.Logf("round %d: stopped in %s, ready again in %s", round, stoppedIn.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+		var got corev1.ConfigMap
+		if err := cp.Client.Get(ctx, client.ObjectKeyFromObject(cm), &got); err != nil || got.Data["k"] != "v" {
+			t.Fatalf("round %d: after the restart: %v %v", round, err, got.Data)
+		}
+		pid := cp.PIDs()["kube-apiserver"]
+		if pid <= 0 || pid == pids[len(pids)-1] {
+			t.Fatalf("round %d: PIDs() gives kube-apiserver pid %d, previous %v", round, pid, pids)
+		}
+		pids = append(pids, pid)
+		if err := cp.Alive(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cp.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	stopped = true
+	for _, pid := range pids {
+		if processExists(pid) {
+			t.Errorf("kube-apiserver pid %d still exists after Stop", pid)
+		}
+	}
+	if left := childPIDs(t); len(left) > len(before) {
+		t.Errorf("child processes left after Stop: %v", left)
+	}
+}

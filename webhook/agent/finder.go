@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -29,12 +30,75 @@ type Finder struct {
 	Live client.Reader
 	// MountPath is the workspace path (Tentacle: /octopus).
 	MountPath string
+	// Watches, when set, says whether the caches are being kept current (see Watches). While
+	// they are not, facts are read live (bounded by LiveTimeout); see unwatched.
+	Watches interface{ Fresh() (bool, string) }
+	// LiveTimeout bounds those live reads; 0 means DefaultLiveTimeout.
+	LiveTimeout time.Duration
 }
+
+// DefaultLiveTimeout leaves the webhook time to answer within the API server's 5 s timeout
+// (webhooks.yaml) even when the API server does not answer at all.
+const DefaultLiveTimeout = 2 * time.Second
+
+// CannotReadCurrentState starts the error of a ReadWriteOnce decision whose facts could be
+// neither trusted from the cache nor read live.
+const CannotReadCurrentState = "cannot read the cluster's current state"
 
 // Facts returns what the cluster says about the agent of pod. pod.Namespace must be set.
 // An error means the facts could not be read (the API server or cache failed); missing
 // objects are facts, not errors.
 func (f *Finder) Facts(ctx context.Context, pod *corev1.Pod) (workspace.Facts, error) {
+	return f.read(ctx, func(f *Finder, ctx context.Context) (workspace.Facts, error) { return f.facts(ctx, pod) })
+}
+
+// TentacleFacts returns what the cluster says about the agent of a Tentacle pod being
+// created: its workspace claim, and the node that holds the claim's volume now (another
+// running Tentacle pod of the release, else a VolumeAttachment).
+func (f *Finder) TentacleFacts(ctx context.Context, pod *corev1.Pod) (workspace.Facts, error) {
+	return f.read(ctx, func(f *Finder, ctx context.Context) (workspace.Facts, error) { return f.tentacleFacts(ctx, pod) })
+}
+
+// read gathers facts from the caches while they are kept current, else with unwatched.
+func (f *Finder) read(ctx context.Context, gather func(*Finder, context.Context) (workspace.Facts, error)) (workspace.Facts, error) {
+	if f.Watches == nil || f.Live == nil {
+		return gather(f, ctx)
+	}
+	if fresh, down := f.Watches.Fresh(); !fresh {
+		return f.unwatched(ctx, down, gather)
+	}
+	return gather(f, ctx)
+}
+
+// unwatched gathers facts while a watch is down (the API server restarting, the network to it
+// dropped): the cache may miss a change made meanwhile, such as a Tentacle that moved to
+// another node, and a pin taken from it would send the script pod where its ReadWriteOnce
+// volume no longer is. So everything is read live. When that fails too, the cached facts
+// still serve a workspace that no node holds (ReadWriteMany, NFS), where nothing depends on
+// where the Tentacle runs; a ReadWriteOnce workspace gets an error, which refuses the script
+// pod (retryably) and leaves a new Tentacle pod unpinned.
+func (f *Finder) unwatched(ctx context.Context, down string, gather func(*Finder, context.Context) (workspace.Facts, error)) (workspace.Facts, error) {
+	timeout := f.LiveTimeout
+	if timeout <= 0 {
+		timeout = DefaultLiveTimeout
+	}
+	live := &Finder{Cache: f.Live, LegacyPods: f.Live, Live: f.Live, MountPath: f.MountPath}
+	liveCtx, cancel := context.WithTimeout(ctx, timeout)
+	facts, err := gather(live, liveCtx)
+	cancel()
+	if err == nil {
+		return facts, nil
+	}
+	// The caches alone: a live read now would fail as the ones above did.
+	cached, cerr := gather(&Finder{Cache: f.Cache, LegacyPods: f.LegacyPods, MountPath: f.MountPath}, ctx)
+	if cerr == nil && cached.Claim != nil && workspace.ModeOf(cached.Claim) != workspace.ModePin {
+		return cached, nil
+	}
+	return facts, fmt.Errorf("%s: the webhook's watch of the API server is down (%s), so its cached facts may be stale, and reading them live failed: %w; "+
+		"a ReadWriteOnce workspace may have moved to another node meanwhile and nothing is pinned on old facts; retry once the webhook reaches the API server again", CannotReadCurrentState, down, err)
+}
+
+func (f *Finder) facts(ctx context.Context, pod *corev1.Pod) (workspace.Facts, error) {
 	facts := workspace.Facts{Agent: workspace.AgentRef{Namespace: pod.Namespace, Release: pod.Annotations[ReleaseAnnotation]}}
 	tentacles, err := f.tentaclePods(ctx, facts.Agent)
 	if err != nil {
@@ -71,10 +135,7 @@ func (f *Finder) Facts(ctx context.Context, pod *corev1.Pod) (workspace.Facts, e
 	return facts, f.locate(ctx, &facts, tentacles)
 }
 
-// TentacleFacts returns what the cluster says about the agent of a Tentacle pod being
-// created: its workspace claim, and the node that holds the claim's volume now (another
-// running Tentacle pod of the release, else a VolumeAttachment).
-func (f *Finder) TentacleFacts(ctx context.Context, pod *corev1.Pod) (workspace.Facts, error) {
+func (f *Finder) tentacleFacts(ctx context.Context, pod *corev1.Pod) (workspace.Facts, error) {
 	facts := workspace.Facts{Agent: workspace.AgentRef{Namespace: pod.Namespace, Release: pod.Labels[InstanceLabel]}}
 	facts.ClaimName, facts.ClaimSource = tentacleClaim(pod, f.MountPath)
 	if facts.ClaimName == "" {

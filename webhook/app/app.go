@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -113,6 +114,11 @@ func newManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 	if err := opts.Validate(); err != nil {
 		return nil, nil, err
 	}
+	// Every client of the manager and of the second cache shares this transport: watches
+	// follows their watch streams, so that facts are read live while one is down.
+	watches := agent.NewWatches()
+	cfg = rest.CopyConfig(cfg)
+	cfg.Wrap(watches.Wrap)
 	minTLS, _ := opts.tlsVersion()
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -179,10 +185,11 @@ func newManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 		return nil, nil, err
 	}
 	log.Info("enforcement mode (a namespace's label overrides it)", "mode", opts.Enforcement, "namespaceLabel", enforcement.Label)
+	watches.OnChange = watchLogger(log.WithName("watches"), metrics.WatchDown)
 	caches := []cache.Cache{mgr.GetCache(), legacyPods}
 	recorder := &audit.Recorder{Log: log.WithName("decision"), Events: mgr.GetEventRecorder("workspace-webhook"), Metrics: metrics}
 	decoder := admission.NewDecoder(mgr.GetScheme())
-	finder := &agent.Finder{Cache: mgr.GetClient(), LegacyPods: legacyPods, Live: mgr.GetAPIReader(), MountPath: opts.Workspace.MountPath}
+	finder := &agent.Finder{Cache: mgr.GetClient(), LegacyPods: legacyPods, Live: mgr.GetAPIReader(), MountPath: opts.Workspace.MountPath, Watches: watches}
 
 	srv := mgr.GetWebhookServer()
 	srv.Register(MutateTentaclePath, wh.NewReviewServer(&wh.TentacleMutator{
@@ -278,6 +285,31 @@ func watchInformer(c cache.Cache, obj client.Object, gauge interface{ SetToCurre
 		AddFunc: func(any) { touch() }, UpdateFunc: func(any, any) { touch() }, DeleteFunc: func(any) { touch() },
 	})
 	return err
+}
+
+// watchLogger reports the watches going down and coming back: in the gauge each time, in the
+// log at info when they were down a second or more (a watch also ends, and is reopened within
+// milliseconds, every few minutes as a matter of course), else at debug level.
+func watchLogger(log logr.Logger, gauge interface{ Set(float64) }) func(bool, []string) {
+	var mu sync.Mutex
+	var downSince time.Time
+	return func(fresh bool, down []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !fresh {
+			gauge.Set(1)
+			downSince = time.Now()
+			log.V(1).Info("a watch of the API server is down or reconnecting; facts are read live until it is back", "watches", down)
+			return
+		}
+		gauge.Set(0)
+		d := time.Since(downSince)
+		l := log.V(1)
+		if d >= time.Second {
+			l = log
+		}
+		l.Info("watches of the API server are current again; facts come from the caches", "downFor", d.Round(time.Millisecond).String())
+	}
 }
 
 // syncDeadline stops the process when the caches have not synced within timeout of start-up

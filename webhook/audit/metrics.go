@@ -14,6 +14,9 @@ type Metrics struct {
 	// CacheLastEvent is when each informer last saw a change; a stale value on a busy cluster
 	// means the watch is broken and decisions are made on old facts.
 	CacheLastEvent *prometheus.GaugeVec
+	// WatchDown is 1 while a watch of the API server is down or reconnecting: facts are then
+	// read live (agent.Watches).
+	WatchDown prometheus.Gauge
 }
 
 // NewMetrics creates the series and registers them with reg (nil: controller-runtime's
@@ -40,6 +43,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "workspace_webhook_cache_last_event_timestamp_seconds",
 			Help: "Unix time of the last add, update or delete each informer cache received, by resource.",
 		}, []string{"resource"}),
+		WatchDown: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "workspace_webhook_watch_down",
+			Help: "1 while a watch of the API server is down or reconnecting (facts are then read live), else 0.",
+		}),
 	}
 	var err error
 	if m.Decisions, err = register(reg, m.Decisions); err != nil {
@@ -52,6 +59,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return nil, err
 	}
 	if m.CacheLastEvent, err = register(reg, m.CacheLastEvent); err != nil {
+		return nil, err
+	}
+	if m.WatchDown, err = register(reg, m.WatchDown); err != nil {
 		return nil, err
 	}
 	return m, nil

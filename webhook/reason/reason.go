@@ -55,6 +55,9 @@ const (
 	WorkspaceClaimUnknown Code = "WorkspaceClaimUnknown"
 	// WorkspaceClaimNotFound: the workspace claim named by the pod or agent does not exist.
 	WorkspaceClaimNotFound Code = "WorkspaceClaimNotFound"
+	// WorkspaceClaimTerminating: the workspace claim is being deleted; Kubernetes schedules no
+	// new pod that uses it.
+	WorkspaceClaimTerminating Code = "WorkspaceClaimTerminating"
 	// ReadWriteOncePodWorkspace: the claim is ReadWriteOncePod and can never be shared.
 	ReadWriteOncePodWorkspace Code = "ReadWriteOncePodWorkspace"
 	// WorkspaceNodeUnknown: RWO, but no node holds the volume yet (Tentacle not scheduled).
@@ -125,7 +128,7 @@ func All() []Code {
 	return []Code{
 		WorkspacePinned, WorkspaceShared, AlreadyComplete,
 		TentaclePinned, TentacleFreshInstall, TentacleWorkspaceShared, TentacleNodeUnusable, TentaclePinConflict, TentacleClaimUnknown,
-		AgentNotFound, WorkspaceClaimUnknown, WorkspaceClaimNotFound, ReadWriteOncePodWorkspace,
+		AgentNotFound, WorkspaceClaimUnknown, WorkspaceClaimNotFound, WorkspaceClaimTerminating, ReadWriteOncePodWorkspace,
 		WorkspaceNodeUnknown, ConflictingNodePin, WorkspaceNotMounted, WorkspaceNotPinned,
 		WorkspaceNodeGone, WorkspaceNodeNotReady, WorkspaceNodeTainted, WorkspaceNodeCordoned, WorkspaceMoved,
 		ReadWriteManyUnsupported, ReadWriteManyUnknown, ClaimCannotBind, InvalidRequest, InternalError,

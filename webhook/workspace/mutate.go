@@ -2,6 +2,7 @@ package workspace
 
 import (
 	"fmt"
+	"time"
 
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -147,6 +148,12 @@ func checkFacts(f Facts) (Result, bool) {
 		return deny(reason.WorkspaceClaimNotFound, fmt.Sprintf(
 			"workspace claim %s/%s (%s) does not exist; reinstall or repair agent %s so that its claim exists",
 			f.Agent.Namespace, f.ClaimName, f.ClaimSource, f.Agent)), false
+	case f.Claim.DeletionTimestamp != nil:
+		// The scheduler's volume binding refuses every new pod of a claim being deleted.
+		return deny(reason.WorkspaceClaimTerminating, fmt.Sprintf(
+			"workspace claim %s/%s (%s) is being deleted (since %s; it stays while the Tentacle pod uses it): Kubernetes schedules no new pod that uses it, "+
+				"so the script pod would stay Pending; reinstall or repair agent %s so that its claim exists",
+			f.Agent.Namespace, f.ClaimName, f.ClaimSource, f.Claim.DeletionTimestamp.UTC().Format(time.RFC3339), f.Agent)), false
 	}
 	return Result{}, true
 }
