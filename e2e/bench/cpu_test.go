@@ -34,23 +34,6 @@ func cpuOf(pids map[string]int) map[string]float64 {
 	for name, pid := range pids {
 		out[name], _ = procCPU(pid)
 	}
-	out[machine] = machineBusy()
+	out[machine] = MachineBusy()
 	return out
-}
-
-// machineBusy is the busy CPU seconds of all cores (/proc/stat: all but idle and iowait).
-func machineBusy() float64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	busy := 0.0
-	for i, f := range strings.Fields(line)[1:] {
-		v, _ := strconv.ParseFloat(f, 64)
-		if i != 3 && i != 4 && i < 8 { // user nice system [idle iowait] irq softirq steal
-			busy += v
-		}
-	}
-	return busy / 100
 }

@@ -159,16 +159,20 @@ func CreateAll(ctx context.Context, c client.Client, n, workers int, make func(i
 }
 
 // SeedAgent creates what an agent's chart and the controllers leave in a cluster, directly
-// (no controller manager or scheduler needed): the namespace, the workspace claim and its
-// volume (as e2e's installs bind them: the chart's NFS volume first, else the claim, then a
-// volume pre-bound to it with the class the claim was stored with), and the Tentacle pod as
-// its ReplicaSet makes it (the Deployment's pod template, pod-template-hash) bound to node.
-// The pod is Pending until kwok runs it (or MarkRunning, without kwok).
+// (no controller manager or scheduler needed): the namespace, the service accounts, the
+// workspace (CreateWorkspace) and the Tentacle pod as its ReplicaSet makes it (the Deployment's pod template,
+// pod-template-hash) bound to node. The pod is Pending until kwok runs it (or MarkRunning,
+// without kwok).
 func SeedAgent(ctx context.Context, c client.Client, a tentacle.Agent, node string) (*corev1.Pod, error) {
 	if err := c.Create(ctx, Namespace(a.Namespace)); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, err
 	}
-	if err := createWorkspace(ctx, c, a); err != nil {
+	for _, sa := range a.ServiceAccounts() { // the ServiceAccount admission plugin wants them before the pod
+		if err := c.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, err
+		}
+	}
+	if err := CreateWorkspace(ctx, c, a); err != nil {
 		return nil, err
 	}
 	tmpl := a.Deployment().Spec.Template
@@ -181,7 +185,10 @@ func SeedAgent(ctx context.Context, c client.Client, a tentacle.Agent, node stri
 	return pod, c.Create(ctx, pod)
 }
 
-func createWorkspace(ctx context.Context, c client.Client, a tentacle.Agent) error {
+// CreateWorkspace creates the agent's claim and the volume it binds to: the chart's NFS volume
+// first (as Helm orders them), else the claim, then a volume pre-bound to it with the class
+// the claim was stored with (the default class for chart v3's default). Existing ones are left.
+func CreateWorkspace(ctx context.Context, c client.Client, a tentacle.Agent) error {
 	create := func(o client.Object) error {
 		if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
