@@ -137,7 +137,7 @@ func TestAPIServer(t *testing.T) {
 				slices.Reverse(order)
 			}
 			for _, s := range order {
-				cpu0 := cpuOf(procs)
+				cpu0 := CPUOf(procs)
 				profiled := func() error { return nil }
 				if r == 0 && cfg.out != "" { // one profile per side and concurrency, in full runs
 					name := fmt.Sprintf("apiserver.%s.%s.cpu.pprof", load.file(), s.file())
@@ -145,7 +145,7 @@ func TestAPIServer(t *testing.T) {
 				}
 				p := load.run(ctx, cfg.apiPhase, creator(c, s, 100*li+r+1))
 				must(t, profiled())
-				for name, v := range cpuOf(procs) {
+				for name, v := range CPUOf(procs) {
 					s.cpu[name] += v - cpu0[name]
 				}
 				s.phases, s.pods = append(s.phases, p), s.pods+len(p.Latencies)
@@ -166,7 +166,7 @@ func TestAPIServer(t *testing.T) {
 		callsPerPod := (calls1 - calls0) / float64(sides[0].pods)
 		fmt.Fprintf(&raw, "calls to our webhook per script pod: %.2f (reinvocations included)\n", callsPerPod)
 		fmt.Fprintf(&raw, "CPU per created pod, µs (/proc/<pid>/stat; machine: /proc/stat busy time over all cores):\n  %-23s", "")
-		cols := []string{"kube-apiserver", "etcd", "webhook", "kube-scheduler", "kube-controller-manager", "kwok", "load generator", machine}
+		cols := []string{"kube-apiserver", "etcd", "webhook", "kube-scheduler", "kube-controller-manager", "kwok", "load generator", MachineCPU}
 		for _, name := range cols {
 			fmt.Fprintf(&raw, " %*s", max(len(name), 6), name)
 		}

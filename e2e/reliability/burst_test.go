@@ -3,7 +3,9 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,7 +52,7 @@ func TestBurst(t *testing.T) {
 	must(t, cp.InstallPolicy(ctx, policy, binding))
 	wio := cp.WebhookInstallOptions
 	hook := webhookprocess.Start(t, webhookprocess.Options{Kubeconfig: cp.KubeconfigPath, CertDir: wio.LocalServingCertDir,
-		Host: wio.LocalServingHost, Port: wio.LocalServingPort})
+		Host: wio.LocalServingHost, Port: wio.LocalServingPort, LogPath: logPath("burst")})
 	_, err = hook.WaitReady(ctx, time.Minute)
 	must(t, err)
 	c, err := bench.FastClient(cp.Config)
@@ -70,6 +72,9 @@ func TestBurst(t *testing.T) {
 	logf("machine %.0f%% busy in the second before the burst (other work skews the rate and latency)", bench.BusyPercent(time.Second))
 	before, err := tallyOf(hook)
 	must(t, err)
+	procs := cp.PIDs() // kube-apiserver, etcd, kube-scheduler, kube-controller-manager, kwok
+	procs["webhook"], procs["creators (test)"] = hook.Pid(), os.Getpid()
+	cpu0 := bench.CPUOf(procs)
 
 	pods := make([]*corev1.Pod, cfg.burstPods)
 	owner := make([]fleetAgent, cfg.burstPods)
@@ -77,8 +82,9 @@ func TestBurst(t *testing.T) {
 		owner[k] = agents[k%len(agents)]
 		pods[k] = owner[k].agent.ScriptPod(fmt.Sprintf("b%05d", k), scriptStyle(owner[k].agent, k))
 	}
-	created, burst := createConcurrently(ctx, c, pods, cfg.burstCreators)
+	took, burst := createConcurrently(ctx, c, pods, cfg.burstCreators)
 	sum := burst.Summary()
+	cpu1 := bench.CPUOf(procs)
 	after, err := tallyOf(hook)
 	must(t, err)
 	webhook := after.since(before)
@@ -87,12 +93,14 @@ func TestBurst(t *testing.T) {
 		logf("  error: %s", e)
 	}
 	logf("webhook, during the burst: %s", webhook)
+	logf("create latency by kind of agent (NFS claims are read live, as are the Tentacle pods of a v1/v2 agent with nameOverride):\n%s", strings.TrimRight(latencyByKind(owner, took), "\n"))
+	logf("CPU during the burst (/proc/<pid>/stat; machine: all cores, /proc/stat), seconds and per pod:\n%s", cpuTable(cpu0, cpu1, cfg.burstPods))
 
 	// What each pod came back with from admission.
 	var wrong []string
 	rwo, rwx, admitted := 0, 0, 0
 	for k, pod := range pods {
-		if !created[k] {
+		if took[k] == 0 {
 			continue
 		}
 		admitted++
@@ -113,7 +121,7 @@ func TestBurst(t *testing.T) {
 	scheduledIn := time.Since(began)
 	rwoThere := 0
 	for k, pod := range pods {
-		if created[k] && owner[k].shape.Pinned {
+		if took[k] != 0 && owner[k].shape.Pinned {
 			if got := nodes[pod.Namespace+"/"+pod.Name]; got == owner[k].node {
 				rwoThere++
 			} else {
@@ -138,6 +146,8 @@ func TestBurst(t *testing.T) {
 	}
 	n := cfg.burstPods
 	callsPerPod := webhook.calls() / float64(n)
+	p50Own, _ := webhook.tookAtMost(0.50)
+	p99Own, slowOwn := webhook.tookAtMost(0.99)
 	m := fmt.Sprintf("burst: %d script pods, %d agents, %d creators", n, len(agents), cfg.burstCreators)
 	save(t, bench.Result{Order: 10, Name: "burst", Title: "10. Burst: script pods created at once through kube-apiserver",
 		Config: fmt.Sprintf("Promise: when many deployments start at once, every script pod is admitted, none is refused or slowed into failure by the webhook, each gets exactly one workspace volume "+
@@ -155,6 +165,8 @@ func TestBurst(t *testing.T) {
 			{Measurement: m, Figure: "webhook errors (refusals, InternalError, non-200 answers) / client errors", Measured: fmt.Sprintf("%.0f / %d", webhook.errors(), sum.Errors), Target: "0 / 0",
 				Met: bench.Met(webhook.errors() == 0 && sum.Errors == 0)},
 			{Measurement: m, Figure: "calls to the webhook per script pod", Measured: fmt.Sprintf("%.2f", callsPerPod), Target: "1.00", Met: bench.Met(callsPerPod > 0.995 && callsPerPod < 1.005)},
+			{Measurement: m, Figure: "the webhook's own time per decision p50 / p99 (its histogram's bucket bounds); over 1 s", Measured: fmt.Sprintf("<= %s / <= %s; %.0f", p50Own, p99Own, slowOwn)},
+			{Measurement: m, Figure: "the webhook's live reads of the API server per script pod", Measured: fmt.Sprintf("%.2f", webhook.liveReads()/float64(n))},
 			{Measurement: m, Figure: "script pods admitted per second (whole burst)", Measured: fmt.Sprintf("%.0f /s (%d in %s)", float64(admitted)/burst.Wall.Seconds(), admitted, bench.Secs(burst.Wall))},
 			{Measurement: m, Figure: "create latency p50 / p99 / max", Measured: fmt.Sprintf("%s / %s / %s", bench.Ms(sum.P50), bench.Ms(sum.P99), bench.Ms(sum.Max))},
 			{Measurement: m, Figure: "every pod scheduled, after the last create", Measured: bench.Secs(scheduledIn)},
@@ -250,10 +262,10 @@ func waitAdmitting(ctx context.Context, c client.Client, agents []fleetAgent) er
 }
 
 // createConcurrently creates pods from creators workers as fast as the API server answers;
-// each pod is replaced by what the API server returned (the admitted pod). created says which
-// were.
-func createConcurrently(ctx context.Context, c client.Client, pods []*corev1.Pod, creators int) ([]bool, bench.Phase) {
-	created := make([]bool, len(pods))
+// each pod is replaced by what the API server returned (the admitted pod). took says how long
+// each create took, 0 for those that failed.
+func createConcurrently(ctx context.Context, c client.Client, pods []*corev1.Pod, creators int) (took []time.Duration, _ bench.Phase) {
+	took = make([]time.Duration, len(pods))
 	var next atomic.Int64
 	var mu sync.Mutex
 	var out bench.Phase
@@ -278,7 +290,7 @@ func createConcurrently(ctx context.Context, c client.Client, pods []*corev1.Pod
 						out.Examples = append(out.Examples, err.Error())
 					}
 				} else {
-					created[k] = true
+					took[k] = el
 					out.Latencies = append(out.Latencies, el)
 				}
 				mu.Unlock()
@@ -287,7 +299,31 @@ func createConcurrently(ctx context.Context, c client.Client, pods []*corev1.Pod
 	}
 	wg.Wait()
 	out.Wall = time.Since(start)
-	return created, out
+	return took, out
+}
+
+// latencyByKind summarises the create latencies of each kind of agent (shape, nameOverride):
+// they differ in what the webhook reads (a cache, or the API server live).
+func latencyByKind(owner []fleetAgent, took []time.Duration) string {
+	byKind := map[string][]time.Duration{}
+	var kinds []string
+	for k, d := range took {
+		if d == 0 {
+			continue
+		}
+		kind := owner[k].kind()
+		if byKind[kind] == nil {
+			kinds = append(kinds, kind)
+		}
+		byKind[kind] = append(byKind[kind], d)
+	}
+	sort.Strings(kinds)
+	var b strings.Builder
+	for _, kind := range kinds {
+		s := bench.Summarize(byKind[kind], 0, 0, nil)
+		fmt.Fprintf(&b, "  %-28s n=%-5d p50 %s  p99 %s  max %s\n", kind, s.N, bench.Ms(s.P50), bench.Ms(s.P99), bench.Ms(s.Max))
+	}
+	return b.String()
 }
 
 // waitScheduled waits until every script pod is bound to a node (at most 10 minutes; pods
@@ -316,4 +352,19 @@ func waitScheduled(ctx context.Context, c client.Client, want int) (map[string]s
 		nodes[p.Namespace+"/"+p.Name] = p.Spec.NodeName
 	}
 	return nodes, nil
+}
+
+// cpuTable is the CPU each process used between two CPUOf readings, in seconds and per pod.
+func cpuTable(before, after map[string]float64, pods int) string {
+	names := make([]string, 0, len(after))
+	for name := range after {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, name := range names {
+		d := after[name] - before[name]
+		fmt.Fprintf(&b, "  %-24s %8.1f s  %8.0f µs/pod\n", name, d, d/float64(pods)*1e6)
+	}
+	return strings.TrimRight(b.String(), "\n")
 }

@@ -3,8 +3,10 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"math"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/bench"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/audit"
@@ -163,11 +166,13 @@ func scriptStyle(a tentacle.Agent, k int) tentacle.Style {
 	return a.NormalStyle()
 }
 
-// webhookTally is what the webhook process counted: its decisions on script pods and the
-// HTTP answers of its script-pod endpoint.
+// webhookTally is what the webhook process counted: its decisions on script pods, the HTTP
+// answers of its script-pod endpoint, and how long its decisions took.
 type webhookTally struct {
 	decisions map[string]float64 // "decision/reason" -> count, mutate-pod only
 	answers   map[string]float64 // HTTP status code -> count, /mutate-script-pod
+	took      map[string]float64 // histogram bucket upper bound ("le") -> cumulative count, mutate-pod
+	reads     map[string]float64 // HTTP status code -> count of the webhook's own GETs and LISTs to the API server (live reads; watches are long-running)
 }
 
 func tallyOf(p *webhookprocess.Process) (webhookTally, error) {
@@ -175,7 +180,7 @@ func tallyOf(p *webhookprocess.Process) (webhookTally, error) {
 	if err != nil {
 		return webhookTally{}, err
 	}
-	t := webhookTally{decisions: map[string]float64{}, answers: map[string]float64{}}
+	t := webhookTally{decisions: map[string]float64{}, answers: map[string]float64{}, took: map[string]float64{}, reads: map[string]float64{}}
 	decisions, err := webhookprocess.Samples(page, "workspace_webhook_decisions_total")
 	if err != nil {
 		return t, err
@@ -194,12 +199,55 @@ func tallyOf(p *webhookprocess.Process) (webhookTally, error) {
 			t.answers[s.Labels["code"]] += s.Value
 		}
 	}
+	took, err := webhookprocess.Samples(page, "workspace_webhook_admission_duration_seconds_bucket")
+	if err != nil {
+		return t, err
+	}
+	for _, s := range took {
+		if s.Labels["webhook"] == audit.MutatePod {
+			t.took[s.Labels["le"]] += s.Value
+		}
+	}
+	reads, err := webhookprocess.Samples(page, "rest_client_requests_total")
+	if err != nil {
+		return t, err
+	}
+	for _, s := range reads {
+		if s.Labels["method"] == "GET" {
+			t.reads[s.Labels["code"]] += s.Value
+		}
+	}
 	return t, nil
+}
+
+// tookAtMost is the smallest histogram bound within which fraction q of the decisions were
+// made ("+Inf" beyond the largest bound), and how many took longer than one second.
+func (t webhookTally) tookAtMost(q float64) (bound string, overOneSecond float64) {
+	type bucket struct {
+		le    float64
+		count float64
+	}
+	var buckets []bucket
+	for le, n := range t.took {
+		if v, err := strconv.ParseFloat(le, 64); err == nil && !math.IsInf(v, 1) {
+			buckets = append(buckets, bucket{v, n})
+		}
+	}
+	sort.Slice(buckets, func(i, j int) bool { return buckets[i].le < buckets[j].le })
+	total := t.took["+Inf"]
+	bound = "+Inf"
+	for _, b := range buckets {
+		if b.count >= q*total {
+			bound = bench.Ms(time.Duration(b.le * float64(time.Second)))
+			break
+		}
+	}
+	return bound, total - t.took["1"]
 }
 
 // since is what was counted after before.
 func (t webhookTally) since(before webhookTally) webhookTally {
-	d := webhookTally{decisions: map[string]float64{}, answers: map[string]float64{}}
+	d := webhookTally{decisions: map[string]float64{}, answers: map[string]float64{}, took: map[string]float64{}, reads: map[string]float64{}}
 	for k, v := range t.decisions {
 		if v -= before.decisions[k]; v != 0 {
 			d.decisions[k] = v
@@ -210,7 +258,24 @@ func (t webhookTally) since(before webhookTally) webhookTally {
 			d.answers[k] = v
 		}
 	}
+	for k, v := range t.took {
+		d.took[k] = v - before.took[k]
+	}
+	for k, v := range t.reads {
+		if v -= before.reads[k]; v != 0 {
+			d.reads[k] = v
+		}
+	}
 	return d
+}
+
+// liveReads is how many GETs and LISTs the webhook sent the API server.
+func (t webhookTally) liveReads() float64 {
+	n := 0.0
+	for _, v := range t.reads {
+		n += v
+	}
+	return n
 }
 
 func (t webhookTally) calls() float64 {
@@ -238,7 +303,11 @@ func (t webhookTally) errors() float64 {
 }
 
 func (t webhookTally) String() string {
-	return fmt.Sprintf("decisions %v, HTTP answers %v", sortedMap(t.decisions), sortedMap(t.answers))
+	p50, _ := t.tookAtMost(0.50)
+	p99, slow := t.tookAtMost(0.99)
+	return fmt.Sprintf("decisions %v, HTTP answers %v; the webhook's own time per decision (its histogram): p50 <= %s, p99 <= %s, %.0f over 1 s; "+
+		"its live reads (GET/LIST to the API server) by status %v",
+		sortedMap(t.decisions), sortedMap(t.answers), p50, p99, slow, sortedMap(t.reads))
 }
 
 func sortedMap(m map[string]float64) string {

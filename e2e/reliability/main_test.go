@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -79,6 +80,18 @@ func save(t testing.TB, r bench.Result) {
 	if err := r.Save(cfg.out); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// logPath is where a webhook process of the run logs: kept in RELIABILITY_OUT when set (a
+// full run's webhook logs explain its figures), else in the test's temporary directory.
+func logPath(name string) string {
+	if cfg.out == "" {
+		return ""
+	}
+	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
+		return ""
+	}
+	return filepath.Join(cfg.out, name+".webhook.log")
 }
 
 func TestMain(m *testing.M) {

@@ -80,7 +80,7 @@ func TestScale(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(wio.LocalServingCAData)
 	first := webhookprocess.Start(t, webhookprocess.Options{Kubeconfig: cp.KubeconfigPath, CertDir: wio.LocalServingCertDir, Pool: pool,
-		Host: wio.LocalServingHost, Port: wio.LocalServingPort, GCTrace: true})
+		Host: wio.LocalServingHost, Port: wio.LocalServingPort, GCTrace: true, LogPath: logPath("scale-started-empty")})
 	readyEmpty, err := first.WaitReady(ctx, time.Minute)
 	must(t, err)
 	must(t, waitAdmitting(ctx, c, sample))
@@ -111,7 +111,7 @@ func TestScale(t *testing.T) {
 	if cfg.full { // let the API server, etcd, the controller manager and kwok digest the population
 		time.Sleep(30 * time.Second)
 	}
-	fresh := webhookprocess.Start(t, webhookprocess.Options{Kubeconfig: cp.KubeconfigPath, GCTrace: true})
+	fresh := webhookprocess.Start(t, webhookprocess.Options{Kubeconfig: cp.KubeconfigPath, GCTrace: true, LogPath: logPath("scale-started-populated")})
 	readyFull, err := fresh.WaitReady(ctx, 2*time.Minute)
 	must(t, err)
 	admitFull, busyFull := measureAdmission(ctx, t, fresh, reviews)
@@ -257,10 +257,10 @@ func createThroughAPIServer(ctx context.Context, c client.Client, sample []fleet
 		owner[k] = sample[k%len(sample)]
 		pods[k] = owner[k].agent.ScriptPod(fmt.Sprintf("%s%05d", prefix, k), scriptStyle(owner[k].agent, k))
 	}
-	created, phase := createConcurrently(ctx, c, pods, 4)
+	took, phase := createConcurrently(ctx, c, pods, 4)
 	out := apiCheck{sum: phase.Summary()}
 	for k := range pods {
-		if !created[k] {
+		if took[k] == 0 {
 			continue
 		}
 		if err := checkScriptPod(pods[k], owner[k]); err != nil {

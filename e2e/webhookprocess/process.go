@@ -41,6 +41,7 @@ type Options struct {
 	Host       string         // default 127.0.0.1
 	Port       int            // 0 picks a free one
 	GCTrace    bool           // GODEBUG=gctrace=1: one line per GC with the live heap (see GCs)
+	LogPath    string         // where the process logs; "" a file in the test's temporary directory
 }
 
 // Start runs the binary (Binary) with --kubeconfig and a cert dir; it is stopped (by its pid
@@ -49,7 +50,10 @@ func Start(t testing.TB, o Options) *Process {
 	t.Helper()
 	bin := Binary(t)
 	dir := t.TempDir()
-	p := &Process{LogPath: filepath.Join(dir, "webhook.log"), done: make(chan struct{}), Pool: o.Pool}
+	p := &Process{LogPath: o.LogPath, done: make(chan struct{}), Pool: o.Pool}
+	if p.LogPath == "" {
+		p.LogPath = filepath.Join(dir, "webhook.log")
+	}
 	if o.CertDir == "" {
 		o.CertDir = filepath.Join(dir, "certs")
 		p.Pool = WriteServingCerts(t, o.CertDir)
