@@ -67,5 +67,6 @@ func MachineBusy() float64 {
 func BusyPercent(d time.Duration) float64 {
 	before := MachineBusy()
 	time.Sleep(d)
-	return (MachineBusy() - before) / d.Seconds() / float64(runtime.NumCPU()) * 100
+	busy := (MachineBusy() - before) / d.Seconds() / float64(runtime.NumCPU()) * 100
+	return min(busy, 100) // /proc/stat counts in 10 ms ticks: a short window can overshoot
 }

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
+
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/bench"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
@@ -95,6 +98,7 @@ func logPath(name string) string {
 }
 
 func TestMain(m *testing.M) {
+	ctrl.SetLogger(logr.Discard()) // envtest's installer logs through controller-runtime; the webhook logs in its own process
 	code := m.Run()
 	webhookprocess.RemoveBuilt()
 	os.Exit(code)
