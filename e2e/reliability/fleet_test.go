@@ -103,6 +103,15 @@ func shapeCounts(agents []fleetAgent) string {
 // in exactly one volume, exactly one mount at the workspace path in every container, pinned to
 // the Tentacle's node when the claim is ReadWriteOnce and not pinned at all otherwise.
 func checkScriptPod(pod *corev1.Pod, f fleetAgent) error {
+	if err := checkWorkspace(pod, f); err != nil {
+		return err
+	}
+	return checkPin(pod, f)
+}
+
+// checkWorkspace: the agent's claim in exactly one volume, one mount at the workspace path in
+// every container.
+func checkWorkspace(pod *corev1.Pod, f fleetAgent) error {
 	claim := f.agent.ClaimName()
 	n := 0
 	for _, v := range pod.Spec.Volumes {
@@ -126,6 +135,12 @@ func checkScriptPod(pod *corev1.Pod, f fleetAgent) error {
 			}
 		}
 	}
+	return nil
+}
+
+// checkPin: pinned to the Tentacle's node when the claim is ReadWriteOnce, not pinned at all
+// otherwise.
+func checkPin(pod *corev1.Pod, f fleetAgent) error {
 	if f.shape.Pinned {
 		if !workspace.IsPinned(pod, f.node) || pod.Annotations[workspace.NodeMark] != f.node {
 			return fmt.Errorf("pod %s/%s (RWO): not pinned to the Tentacle's node %s (mark %q, affinity %+v)", pod.Namespace, pod.Name, f.node, pod.Annotations[workspace.NodeMark], pod.Spec.Affinity)
@@ -303,11 +318,16 @@ func (t webhookTally) errors() float64 {
 }
 
 func (t webhookTally) String() string {
+	return fmt.Sprintf("decisions %v, HTTP answers %v; the webhook's own time per decision (its histogram): %s; its live reads (GET/LIST to the API server) by status %v",
+		sortedMap(t.decisions), sortedMap(t.answers), t.timing(), sortedMap(t.reads))
+}
+
+// timing is the webhook's own time per decision from its histogram: bucket bounds of p50 and
+// p99, and how many took over a second.
+func (t webhookTally) timing() string {
 	p50, _ := t.tookAtMost(0.50)
 	p99, slow := t.tookAtMost(0.99)
-	return fmt.Sprintf("decisions %v, HTTP answers %v; the webhook's own time per decision (its histogram): p50 <= %s, p99 <= %s, %.0f over 1 s; "+
-		"its live reads (GET/LIST to the API server) by status %v",
-		sortedMap(t.decisions), sortedMap(t.answers), p50, p99, slow, sortedMap(t.reads))
+	return fmt.Sprintf("p50 <= %s, p99 <= %s, %.0f over 1 s", p50, p99, slow)
 }
 
 func sortedMap(m map[string]float64) string {

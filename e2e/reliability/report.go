@@ -3,6 +3,7 @@ package reliability
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,7 +31,7 @@ correctness and sane numbers (never timings), so they cannot rot. What admission
 	if commit != "" {
 		fmt.Fprintf(&b, " at %s", commit)
 	}
-	fmt.Fprintf(&b, "\n- machine: %d cores (%s), %s memory, %s, kernel %s\n", m.NProc, m.CPUModel, m.MemTotal, m.GoVersion, m.Kernel)
+	fmt.Fprintf(&b, "\n- machine: %d cores (%s), %s memory, %s, kernel %s\n", m.NProc, m.CPUModel, gib(m.MemTotal), m.GoVersion, m.Kernel)
 	if m.LoadAverages != "" {
 		b.WriteString("- other work on the machine (CPU busy in the second before each step; everything here shares the same cores):\n")
 		for _, l := range strings.Split(strings.TrimSpace(m.LoadAverages), "\n") {
@@ -107,6 +108,16 @@ func anchor(title string) string {
 		}
 	}
 	return b.String()
+}
+
+// gib writes /proc/meminfo's "24683548 kB" as "23.5 GiB"; anything else as it is.
+func gib(memTotal string) string {
+	n, unit, ok := strings.Cut(strings.TrimSpace(memTotal), " ")
+	kb, err := strconv.ParseFloat(n, 64)
+	if !ok || unit != "kB" || err != nil {
+		return memTotal
+	}
+	return fmt.Sprintf("%.1f GiB", kb/(1<<20))
 }
 
 // cell keeps a table cell on one line and its pipes literal.

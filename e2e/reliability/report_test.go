@@ -83,7 +83,7 @@ func TestRender(t *testing.T) {
 		{Order: 20, Name: "scale", Title: "20. Scale", Config: "smoke mode",
 			Figures: []bench.Figure{{Figure: "RSS", Measured: "40.0 MiB", Baseline: "38.0 MiB", Ratio: 40.0 / 38, Target: "<= +5 MiB", Met: bench.Met(false)}}},
 	}
-	m := bench.Machine{NProc: 2, GoVersion: "go1.26 linux/amd64", CPUModel: "Test CPU", Kernel: "6.1", MemTotal: "1 GiB", LoadAverages: "burst: machine 3% busy in the second before\n"}
+	m := bench.Machine{NProc: 2, GoVersion: "go1.26 linux/amd64", CPUModel: "Test CPU", Kernel: "6.1", MemTotal: "24683548 kB", LoadAverages: "burst: machine 3% busy in the second before\n"}
 	var out bytes.Buffer
 	if err := Render(&out, m, "make reliability", "abc1234", time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC), results); err != nil {
 		t.Fatal(err)

@@ -136,6 +136,10 @@ func TestScale(t *testing.T) {
 	// machine weighs on both alike.
 	warmUp(ctx, t, fresh, reviews)
 	warmUp(ctx, t, first, reviews)
+	freshBefore, err := tallyOf(fresh)
+	must(t, err)
+	firstBefore, err := tallyOf(first)
+	must(t, err)
 	var fullPhases, grownPhases []bench.Phase
 	var busyFull, busyGrown float64
 	for round := range 2 {
@@ -153,6 +157,12 @@ func TestScale(t *testing.T) {
 		}
 	}
 	admitFull, admitGrown := bench.Merge(fullPhases), bench.Merge(grownPhases)
+	freshAfter, err := tallyOf(fresh)
+	must(t, err)
+	firstAfter, err := tallyOf(first)
+	must(t, err)
+	logf("the webhook's own time per decision while measured on the populated cluster (its histogram): fresh process %s; process started empty %s",
+		freshAfter.since(freshBefore).timing(), firstAfter.since(firstBefore).timing())
 	apiFull := createThroughAPIServer(ctx, c, sample, cfg.scaleScriptPods, "p")
 	var p1, e1 webhookprocess.MemSample
 	var errFresh, errFirst error
