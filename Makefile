@@ -68,6 +68,10 @@ demo: controlplane ## Run a local control plane with fake nodes and the webhook,
 bench: controlplane ## Benchmarks, each next to its baseline in the same run; results in .bench/.
 	@bash e2e/bench/run.sh $(BENCH_COUNT)
 
+.PHONY: reliability
+reliability: controlplane ## Reliability scenarios at full size (burst, scale, faults) and every fuzz target for FUZZTIME (default 2m); rewrites RELIABILITY.md.
+	@bash e2e/reliability/run.sh
+
 .PHONY: manifests
 manifests: ## Render the kustomizations to stdout (FLAVOUR=cert-manager (default), self-managed or service-ca).
 	$(GO) run ./manifests/render $(or $(FLAVOUR),cert-manager)

@@ -16,29 +16,7 @@ import (
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/workspace"
 )
 
-// agentShape is one way the agent chart is installed in the wild (README "Supported agent shapes").
-type agentShape struct {
-	name  string
-	agent tentacle.Agent
-	pin   bool // the claim is ReadWriteOnce: script pods must be pinned to the Tentacle's node
-}
-
-func agentShapes() []agentShape {
-	custom := func(a tentacle.Agent, class string) tentacle.Agent {
-		a.Storage, a.StorageClass = tentacle.StorageClass, class
-		return a
-	}
-	return []agentShape{
-		{"v1-nfs", tentacle.Agent{Generation: 1, Storage: tentacle.StorageNFS}, false},
-		{"v2-nfs", tentacle.Agent{Generation: 2, Storage: tentacle.StorageNFS}, false},
-		{"v2-class-rwo", custom(tentacle.Agent{Generation: 2, AccessModes: rwo}, "e2e-shapes-rwo"), true},
-		{"v2-class-rwx", custom(tentacle.Agent{Generation: 2, AccessModes: rwx}, "e2e-shapes-rwx"), false},
-		{"v3-default-rwo", tentacle.Agent{Generation: 3, Storage: tentacle.StorageDefaultClass}, true},
-		{"v3-nfs", tentacle.Agent{Generation: 3, Storage: tentacle.StorageNFS, AccessModes: rwx}, false},
-		{"v3-class-rwx", custom(tentacle.Agent{Generation: 3, AccessModes: rwx}, "e2e-shapes-rwx"), false},
-		{"v3-worker", tentacle.Agent{Generation: 3, Storage: tentacle.StorageDefaultClass, Worker: true}, true},
-	}
-}
+func agentShapes() []tentacle.Shape { return tentacle.Shapes("e2e-shapes-rwo", "e2e-shapes-rwx") }
 
 // Every chart generation and install shape, each also with nameOverride: script pods of every
 // kind (normal, raw-script, without workspace) are admitted with the workspace exactly once,
@@ -54,17 +32,17 @@ func TestEveryAgentShape(t *testing.T) {
 
 	nodes := []string{"node-1", "node-2", "node-3"}
 	type installed struct {
-		shape agentShape
+		shape tentacle.Shape
 		agent tentacle.Agent
 		node  string
 	}
 	var agents []installed
 	for i, s := range agentShapes() {
 		for _, override := range []string{"", "build-agent"} {
-			a := s.agent
+			a := s.Agent
 			a.NameOverride = override
 			// Release names differ: the chart's NFS volume (cluster-scoped) is named by release.
-			a.Namespace, a.Release = "shape-"+s.name, s.name
+			a.Namespace, a.Release = "shape-"+s.Name, s.Name
 			if override != "" {
 				a.Namespace += "-override"
 				a.Release += "-second"
@@ -87,17 +65,17 @@ func TestEveryAgentShape(t *testing.T) {
 	}
 
 	for _, in := range agents {
-		a, label := in.agent, in.shape.name
+		a, label := in.agent, in.shape.Name
 		if a.NameOverride != "" {
 			label += "+nameOverride"
 		}
 		claim := a.Claim()
 		must(t, cp.Client.Get(ctx, client.ObjectKeyFromObject(claim), claim))
-		if in.shape.pin != (workspace.ModeOf(claim) == workspace.ModePin) {
+		if in.shape.Pinned != (workspace.ModeOf(claim) == workspace.ModePin) {
 			t.Fatalf("%s: fixture claim modes %v do not match the shape", label, claim.Spec.AccessModes)
 		}
 		for _, style := range []tentacle.Style{a.NormalStyle(), tentacle.StyleRawScript, tentacle.StyleTemplate} {
-			ticket := strings.ToLower(fmt.Sprintf("%s-%s-%s", in.shape.name, a.Release, style))
+			ticket := strings.ToLower(fmt.Sprintf("%s-%s-%s", in.shape.Name, a.Release, style))
 			pod := a.ScriptPod(ticket, style)
 			if err := createScriptPod(t, ctx, pod); err != nil {
 				t.Fatalf("%s %s: refused: %v", label, style, err)
@@ -106,11 +84,11 @@ func TestEveryAgentShape(t *testing.T) {
 				t.Fatalf("%s %s: %v", label, style, err)
 			}
 			pinned := workspace.IsPinned(pod, in.node)
-			if pinned != in.shape.pin || (!in.shape.pin && hasNamePin(pod)) {
-				t.Fatalf("%s %s: pinned=%v (to %s), want %v: %+v", label, style, pinned, in.node, in.shape.pin, pod.Spec.Affinity)
+			if pinned != in.shape.Pinned || (!in.shape.Pinned && hasNamePin(pod)) {
+				t.Fatalf("%s %s: pinned=%v (to %s), want %v: %+v", label, style, pinned, in.node, in.shape.Pinned, pod.Spec.Affinity)
 			}
 			got := waitScheduled(t, ctx, pod)
-			if in.shape.pin && got != in.node {
+			if in.shape.Pinned && got != in.node {
 				t.Fatalf("%s %s: scheduled to %s, want the Tentacle's node %s", label, style, got, in.node)
 			}
 		}

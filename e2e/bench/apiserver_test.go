@@ -13,6 +13,7 @@ import (
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/workspace"
 )
 
@@ -36,7 +37,7 @@ type apiSide struct {
 	label   string // value of sideLabel; "" for ours
 	agent   tentacle.Agent
 	mutated bool // pods come back with the webhook's record annotation
-	phases  []phase
+	phases  []Phase
 	cpu     map[string]float64 // process -> CPU seconds during this side's phases
 	pods    int
 }
@@ -59,11 +60,11 @@ func (l apiLoad) file() string {
 	return strings.ReplaceAll(strings.ReplaceAll(l.String(), " ", ""), "/", "per")
 }
 
-func (l apiLoad) run(ctx context.Context, d time.Duration, do func(context.Context, int, int) error) phase {
+func (l apiLoad) run(ctx context.Context, d time.Duration, do func(context.Context, int, int) error) Phase {
 	if l.rate > 0 {
-		return runPaced(ctx, l.rate, l.creators, d, do)
+		return RunPaced(ctx, l.rate, l.creators, d, do)
 	}
-	return runPhase(ctx, l.creators, d, do)
+	return RunPhase(ctx, l.creators, d, do)
 }
 
 // file names the side in file names: ours, noop, none.
@@ -90,12 +91,12 @@ func TestAPIServer(t *testing.T) {
 	cp, err := controlplane.Start(ctx, controlplane.AllComponents(3))
 	must(t, err)
 	t.Cleanup(func() { _ = cp.Stop() }) // after the webhook processes: they hold watches
-	must(t, roomForPods(ctx, cp))
+	must(t, RoomForPods(ctx, cp))
 
 	wio := cp.WebhookInstallOptions
-	hook := startWebhookProcess(t, processOptions{kubeconfig: cp.KubeconfigPath, certDir: wio.LocalServingCertDir,
-		host: wio.LocalServingHost, port: wio.LocalServingPort})
-	_, err = hook.waitReady(ctx, time.Minute)
+	hook := webhookprocess.Start(t, webhookprocess.Options{Kubeconfig: cp.KubeconfigPath, CertDir: wio.LocalServingCertDir,
+		Host: wio.LocalServingHost, Port: wio.LocalServingPort})
+	_, err = hook.WaitReady(ctx, time.Minute)
 	must(t, err)
 	noopBase := startNoopServer(t, wio.LocalServingCertDir)
 	must(t, registerWebhooks(ctx, cp, fmt.Sprintf("https://%s:%d", wio.LocalServingHost, wio.LocalServingPort), noopBase))
@@ -108,10 +109,10 @@ func TestAPIServer(t *testing.T) {
 	for _, s := range sides {
 		must(t, installAgent(ctx, cp, s.agent, s.label))
 	}
-	c, err := fastClient(cp.Config)
+	c, err := FastClient(cp.Config)
 	must(t, err)
 	procs := cp.PIDs() // kube-apiserver, etcd, kube-scheduler, kube-controller-manager, kwok
-	procs["webhook"] = hook.Cmd.Process.Pid
+	procs["webhook"] = hook.Pid()
 	procs["load generator"] = os.Getpid() // with the no-op webhook server
 
 	var raw strings.Builder
@@ -122,12 +123,12 @@ func TestAPIServer(t *testing.T) {
 		}
 		// Warm-up: connections, caches, the scheduler's and kwok's first pods; not measured.
 		for _, s := range sides {
-			if p := load.run(ctx, time.Second, creator(c, s, 100*li)); p.errors > 0 {
-				t.Fatalf("warm-up %s: %d errors: %v", s.name, p.errors, p.examples)
+			if p := load.run(ctx, time.Second, creator(c, s, 100*li)); p.Errors > 0 {
+				t.Fatalf("warm-up %s: %d errors: %v", s.name, p.Errors, p.Examples)
 			}
 			must(t, clearScriptPods(ctx, c, s.agent.Namespace))
 		}
-		calls0, err := hook.metric("controller_runtime_webhook_requests_total")
+		calls0, err := hook.Metric("controller_runtime_webhook_requests_total")
 		must(t, err)
 		fmt.Fprintf(&raw, "--- %s\n", load)
 		for r := range cfg.apiRounds {
@@ -136,7 +137,7 @@ func TestAPIServer(t *testing.T) {
 				slices.Reverse(order)
 			}
 			for _, s := range order {
-				cpu0 := cpuOf(procs)
+				cpu0 := CPUOf(procs)
 				profiled := func() error { return nil }
 				if r == 0 && cfg.out != "" { // one profile per side and concurrency, in full runs
 					name := fmt.Sprintf("apiserver.%s.%s.cpu.pprof", load.file(), s.file())
@@ -144,19 +145,19 @@ func TestAPIServer(t *testing.T) {
 				}
 				p := load.run(ctx, cfg.apiPhase, creator(c, s, 100*li+r+1))
 				must(t, profiled())
-				for name, v := range cpuOf(procs) {
+				for name, v := range CPUOf(procs) {
 					s.cpu[name] += v - cpu0[name]
 				}
-				s.phases, s.pods = append(s.phases, p), s.pods+len(p.latencies)
-				fmt.Fprintf(&raw, "round %d %-23s %s\n", r+1, s.name, p.summary().Line())
+				s.phases, s.pods = append(s.phases, p), s.pods+len(p.Latencies)
+				fmt.Fprintf(&raw, "round %d %-23s %s\n", r+1, s.name, p.Summary().Line())
 				must(t, clearScriptPods(ctx, c, s.agent.Namespace))
 			}
 		}
-		calls1, err := hook.metric("controller_runtime_webhook_requests_total")
+		calls1, err := hook.Metric("controller_runtime_webhook_requests_total")
 		must(t, err)
 		sum := map[*apiSide]Summary{}
 		for _, s := range sides {
-			sum[s] = merge(s.phases).summary()
+			sum[s] = Merge(s.phases).Summary()
 			fmt.Fprintf(&raw, "pooled  %-23s %s\n", s.name, sum[s].Line())
 			if sum[s].N == 0 || sum[s].P50 <= 0 || sum[s].Errors > 0 {
 				t.Fatalf("no sane measurement: %s; errors %v\n%s", sum[s].Line(), sum[s].ErrorExamples, raw.String())
@@ -165,7 +166,7 @@ func TestAPIServer(t *testing.T) {
 		callsPerPod := (calls1 - calls0) / float64(sides[0].pods)
 		fmt.Fprintf(&raw, "calls to our webhook per script pod: %.2f (reinvocations included)\n", callsPerPod)
 		fmt.Fprintf(&raw, "CPU per created pod, µs (/proc/<pid>/stat; machine: /proc/stat busy time over all cores):\n  %-23s", "")
-		cols := []string{"kube-apiserver", "etcd", "webhook", "kube-scheduler", "kube-controller-manager", "kwok", "load generator", machine}
+		cols := []string{"kube-apiserver", "etcd", "webhook", "kube-scheduler", "kube-controller-manager", "kwok", "load generator", MachineCPU}
 		for _, name := range cols {
 			fmt.Fprintf(&raw, " %*s", max(len(name), 6), name)
 		}

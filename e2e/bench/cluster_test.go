@@ -9,13 +9,13 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 	"github.com/octopus-agent-tools/workspace-webhook/manifests"
 	wh "github.com/octopus-agent-tools/workspace-webhook/webhook"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
@@ -24,30 +24,12 @@ import (
 // Cluster set-up for TestAPIServer: room on the kwok nodes, the webhook configurations, the
 // agents, the no-op webhook server, and clearing script pods between phases.
 
-// roomForPods raises the kwok nodes' capacity so that no phase ever runs out of pods, CPU or
-// memory (script pods request 500m CPU; the pinned ones all go to one node).
-func roomForPods(ctx context.Context, cp *controlplane.ControlPlane) error {
-	res := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10k"), corev1.ResourceMemory: resource.MustParse("100Ti"), corev1.ResourcePods: resource.MustParse("50k")}
-	for _, n := range cp.Nodes {
-		var node corev1.Node
-		if err := cp.Client.Get(ctx, client.ObjectKey{Name: n}, &node); err != nil {
-			return err
-		}
-		patch := client.MergeFrom(node.DeepCopy())
-		node.Status.Capacity, node.Status.Allocatable = res, res
-		if err := cp.Client.Status().Patch(ctx, &node, patch); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // startNoopServer serves the no-op handler at our webhook paths with controller-runtime's
 // webhook server and our review server, configured as app.NewManager configures ours (TLS
 // 1.3, HTTP/1.1): the same stack, deciding nothing.
 func startNoopServer(t testing.TB, certDir string) string {
 	t.Helper()
-	_, port := freeAddr(t)
+	_, port := webhookprocess.FreeAddr(t)
 	srv := webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port, CertDir: certDir, TLSOpts: []func(*tls.Config){func(c *tls.Config) {
 		c.MinVersion, c.NextProtos = tls.VersionTLS13, []string{"http/1.1"}
 	}}})
@@ -126,7 +108,7 @@ func registerWebhooks(ctx context.Context, cp *controlplane.ControlPlane, ours, 
 // installAgent installs an agent as its chart does (Deployment, claim on a pre-bound volume)
 // in a namespace labelled sideLabel=label (unless ""), and waits for its Tentacle pod to run.
 func installAgent(ctx context.Context, cp *controlplane.ControlPlane, a tentacle.Agent, label string) error {
-	ns := namespace(a.Namespace)
+	ns := Namespace(a.Namespace)
 	if label != "" {
 		ns.Labels = map[string]string{sideLabel: label}
 	}

@@ -11,5 +11,8 @@
 // produced sane numbers); `make bench` (run.sh) sets BENCH_FULL=1 and BENCH_OUT and runs
 // the full configurations, then cmd/benchreport writes .bench/results.md.
 //
-// The non-test files (stats.go, report.go) hold what the report tool shares with the tests.
+// The non-test files hold what the report tool and e2e/reliability share with the tests:
+// statistics (stats.go), results and the report (report.go), the load generator (loadgen.go)
+// and a populated cluster's objects (population.go). The webhook as its own process is
+// package e2e/webhookprocess.
 package bench

@@ -7,9 +7,7 @@ import (
 	"strings"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
-	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
@@ -17,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
-	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookproc"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 )
 
 // benchAgent is the agent every review is about: chart v3 defaults, a ReadWriteOnce claim,
@@ -36,48 +34,17 @@ func populationAgent(i int) tentacle.Agent {
 	return a
 }
 
-// seedAgent creates what an agent's chart and the controllers leave in a cluster, directly
-// (no controller manager or scheduler needed): namespace, volume, claim, and a Running
-// Tentacle pod bound to node.
+// seedAgent seeds a (SeedAgent) with its Tentacle pod Running on node, a Ready Node created
+// if missing: the in-process, start-up and memory clusters run no kwok.
 func seedAgent(ctx context.Context, c client.Client, a tentacle.Agent, node string) (*corev1.Pod, error) {
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: a.Namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := EnsureNode(ctx, c, node); err != nil {
 		return nil, err
 	}
-	for _, o := range []client.Object{a.Volume(a.StorageClass), a.Claim()} {
-		if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
-			return nil, err
-		}
-	}
-	if err := ensureNode(ctx, c, node); err != nil {
+	pod, err := SeedAgent(ctx, c, a, node)
+	if err != nil {
 		return nil, err
 	}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "octopus-agent-tentacle-6d5f7b9c4-x2kqp", Namespace: a.Namespace, Labels: a.TentacleLabels()},
-		Spec:       a.Deployment().Spec.Template.Spec,
-	}
-	pod.Spec.NodeName = node
-	if err := c.Create(ctx, pod); err != nil {
-		return nil, err
-	}
-	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
-		{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}}
-	return pod, c.Status().Update(ctx, pod)
-}
-
-// ensureNode creates the Ready Node a seeded Tentacle pod runs on, unless it exists (kwok's, or
-// a concurrent seed's): the webhook refuses to pin to a node that does not exist.
-func ensureNode(ctx context.Context, c client.Client, name string) error {
-	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
-		corev1.LabelHostname: name, corev1.LabelOSStable: "linux", corev1.LabelArchStable: "amd64"}}}
-	switch err := c.Create(ctx, n); {
-	case apierrors.IsAlreadyExists(err):
-		return nil
-	case err != nil:
-		return err
-	}
-	orig := n.DeepCopy()
-	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", LastTransitionTime: metav1.Now()}}
-	return c.Status().Patch(ctx, n, client.MergeFrom(orig))
+	return pod, MarkRunning(ctx, c, pod)
 }
 
 // scriptPodObject is the script pod Tentacle 9.1 creates on RWO storage (StyleV3), as the API
@@ -127,17 +94,13 @@ func hasVolumePrefix(pod *corev1.Pod, prefix string) bool {
 }
 
 // admissionReview encodes the AdmissionReview the API server sends for a pod CREATE by
-// the agent's Tentacle service account.
+// the agent's Tentacle service account (a bound token, with its node and pod in Extra).
 func admissionReview(podJSON []byte, namespace, name string) []byte {
-	return webhookproc.PodCreateReview(podJSON, namespace, name, false)
+	return review(podJSON, namespace, name, false)
 }
 
 func review(podJSON []byte, namespace, name string, dryRun bool) []byte {
-	return webhookproc.PodCreateReview(podJSON, namespace, name, dryRun)
-}
-
-func decodeResponse(body []byte) (*admissionv1.AdmissionResponse, error) {
-	return webhookproc.DecodeResponse(body)
+	return webhookprocess.AdmissionReview(podJSON, namespace, name, dryRun)
 }
 
 // admitted is the pod the validating webhooks see: the mutating webhook's patch applied,

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 )
 
@@ -25,26 +26,26 @@ const (
 func TestHTTPS(t *testing.T) {
 	w := inProcessWebhook(t)
 	ctx := ctxFor(t, 10*time.Minute)
-	client := newReviewClient(w.pool, cfg.httpsConcurrency)
-	defer client.close()
+	client := webhookprocess.NewReviewClient(w.pool, cfg.httpsConcurrency)
+	defer client.Close()
 	type kind struct {
 		name, url string
 		want      [][]byte
-		phases    []phase
+		phases    []Phase
 	}
 	kinds := []*kind{
 		{name: "webhook " + app.MutatePodPath, url: "https://" + w.addr + app.MutatePodPath,
 			want: [][]byte{[]byte(`"allowed":true`), []byte(`"patch":`)}},
 		{name: "no-op " + noopPath, url: "https://" + w.addr + noopPath, want: [][]byte{[]byte(`"allowed":true`)}},
 	}
-	drive := func(k *kind, d time.Duration) phase {
-		return runPhase(ctx, cfg.httpsConcurrency, d, func(ctx context.Context, _, _ int) error {
-			return client.post(ctx, k.url, w.mutateBody, k.want...)
+	drive := func(k *kind, d time.Duration) Phase {
+		return RunPhase(ctx, cfg.httpsConcurrency, d, func(ctx context.Context, _, _ int) error {
+			return client.Post(ctx, k.url, w.mutateBody, k.want...)
 		})
 	}
 	for _, k := range kinds { // warm-up: connections, caches, JIT-free but allocator-warm
-		if p := drive(k, cfg.httpsWarmup); p.errors > 0 {
-			t.Fatalf("warm-up of %s: %d errors, e.g. %v", k.name, p.errors, p.examples)
+		if p := drive(k, cfg.httpsWarmup); p.Errors > 0 {
+			t.Fatalf("warm-up of %s: %d errors, e.g. %v", k.name, p.Errors, p.Examples)
 		}
 	}
 	var raw strings.Builder
@@ -56,10 +57,10 @@ func TestHTTPS(t *testing.T) {
 		for _, k := range order {
 			p := drive(k, cfg.httpsPhase)
 			k.phases = append(k.phases, p)
-			fmt.Fprintf(&raw, "round %d %-28s %s\n", r+1, k.name, p.summary().Line())
+			fmt.Fprintf(&raw, "round %d %-28s %s\n", r+1, k.name, p.Summary().Line())
 		}
 	}
-	hook, base := merge(kinds[0].phases).summary(), merge(kinds[1].phases).summary()
+	hook, base := Merge(kinds[0].phases).Summary(), Merge(kinds[1].phases).Summary()
 	fmt.Fprintf(&raw, "\npooled %-27s %s\npooled %-27s %s\n", kinds[0].name, hook.Line(), kinds[1].name, base.Line())
 	for _, s := range []Summary{hook, base} {
 		if s.N == 0 || s.P50 <= 0 || s.Errors > 0 {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -61,7 +62,7 @@ func TestInProcess(t *testing.T) {
 		start := time.Now()
 		allocs := testing.AllocsPerRun(200, run)
 		perOp := time.Since(start) / 201
-		resp, err := decodeResponse(last.Body.Bytes())
+		resp, err := webhookprocess.DecodeResponse(last.Body.Bytes())
 		if err != nil || last.Code != http.StatusOK || !resp.Allowed || (len(resp.Patch) > 0) != c.wantPatch {
 			t.Fatalf("%s: HTTP %d, err %v, response %+v", c.name, last.Code, err, resp)
 		}

@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
-	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookproc"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 )
 
 // config sizes every measurement. smoke (the default, run by `go test ./...`) runs each one
@@ -91,7 +91,7 @@ var (
 	cleanups  []func()
 )
 
-// atExit runs f when the test binary ends (shared control planes, built binaries).
+// atExit runs f when the test binary ends (shared control planes, in-process webhooks).
 func atExit(f func()) {
 	cleanupMu.Lock()
 	defer cleanupMu.Unlock()
@@ -102,12 +102,12 @@ func TestMain(m *testing.M) {
 	// As the binary does (cmd/workspace-webhook): JSON production logging, here discarded.
 	ctrl.SetLogger(discardLogger())
 	code := m.Run()
+	webhookprocess.RemoveBuilt()
 	cleanupMu.Lock()
 	for i := len(cleanups) - 1; i >= 0; i-- {
 		cleanups[i]()
 	}
 	cleanupMu.Unlock()
-	webhookproc.Cleanup()
 	os.Exit(code)
 }
 

@@ -4,150 +4,14 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
-	corev1 "k8s.io/api/core/v1"
-	storagev1 "k8s.io/api/storage/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// Objects the webhook must NOT cache: ordinary application pods, claims with their volumes
-// and attachments. Sized like real ones (a Deployment's pod with a sidecar, probes, env and a
-// projected token is about 4 KiB of JSON), so caching them by mistake would show.
-
-const unrelatedNamespaces = 20
-
-func unrelatedNamespace(i int) string { return fmt.Sprintf("app-%02d", i%unrelatedNamespaces) }
-
-func unrelatedPod(i int) client.Object {
-	app := fmt.Sprintf("service-%03d", i%200)
-	env := []corev1.EnvVar{}
-	for _, k := range []string{"LOG_LEVEL", "OTEL_EXPORTER_OTLP_ENDPOINT", "DB_HOST", "DB_NAME", "CACHE_URL", "FEATURE_FLAGS", "REGION", "HTTP_PORT"} {
-		env = append(env, corev1.EnvVar{Name: k, Value: "value-of-" + k + "-for-" + app})
-	}
-	env = append(env, corev1.EnvVar{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}})
-	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}},
-		InitialDelaySeconds: 5, PeriodSeconds: 10, TimeoutSeconds: 1, FailureThreshold: 3, SuccessThreshold: 1}
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: fmt.Sprintf("%s-7d9f8b6c5-%05d", app, i), Namespace: unrelatedNamespace(i),
-			Labels:      map[string]string{"app.kubernetes.io/name": app, "app.kubernetes.io/part-of": "shop", "pod-template-hash": "7d9f8b6c5"},
-			Annotations: map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": "9090", "kubectl.kubernetes.io/restartedAt": "2026-11-01T10:00:00Z"},
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: app + "-7d9f8b6c5",
-				UID: "3f0b8e9a-1c2d-4e5f-8a9b-0c1d2e3f4a5b", Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}},
-		},
-		Spec: corev1.PodSpec{
-			Containers: []corev1.Container{
-				{Name: "app", Image: "registry.example.com/shop/" + app + ":1.42.0", Env: env,
-					Ports:         []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}, {Name: "metrics", ContainerPort: 9090}},
-					Resources:     corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")}, Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}},
-					LivenessProbe: probe, ReadinessProbe: probe,
-					VolumeMounts: []corev1.VolumeMount{{Name: "config", MountPath: "/etc/" + app}, {Name: "data", MountPath: "/var/lib/" + app}},
-				},
-				{Name: "proxy", Image: "registry.example.com/mesh/proxy:1.20.3", Args: []string{"proxy", "sidecar", "--log-level=warning"},
-					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("40Mi")}}},
-			},
-			Volumes: []corev1.Volume{
-				{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: app + "-config"}}}},
-				{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: unrelatedClaimName(i)}}},
-			},
-			Tolerations: []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "shop", Effect: corev1.TaintEffectNoSchedule}},
-		},
-	}
-}
-
-func namespace(name string) *corev1.Namespace {
-	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-}
-
-func unrelatedClaimName(i int) string { return fmt.Sprintf("data-%05d", i) }
-func unrelatedVolumeName(i int) string {
-	return fmt.Sprintf("pvc-0e4d%04x-6b2a-4c1e-9f3d-%012x", i%0xffff, i)
-}
-
-func unrelatedClaim(i int) client.Object {
-	return &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: unrelatedClaimName(i), Namespace: unrelatedNamespace(i),
-			Labels:      map[string]string{"app.kubernetes.io/name": fmt.Sprintf("service-%03d", i%200)},
-			Annotations: map[string]string{"pv.kubernetes.io/bind-completed": "yes", "volume.kubernetes.io/storage-provisioner": "ebs.csi.aws.com"}},
-		Spec: corev1.PersistentVolumeClaimSpec{
-			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, StorageClassName: ptr.To("gp3"), VolumeName: unrelatedVolumeName(i),
-			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("20Gi")}},
-		},
-	}
-}
-
-func unrelatedVolume(i int) client.Object {
-	return &corev1.PersistentVolume{
-		ObjectMeta: metav1.ObjectMeta{Name: unrelatedVolumeName(i), Annotations: map[string]string{"pv.kubernetes.io/provisioned-by": "ebs.csi.aws.com"},
-			Finalizers: []string{"kubernetes.io/pv-protection", "external-attacher/ebs-csi-aws-com"}},
-		Spec: corev1.PersistentVolumeSpec{
-			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, StorageClassName: "gp3",
-			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("20Gi")},
-			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimDelete,
-			ClaimRef:                      &corev1.ObjectReference{Kind: "PersistentVolumeClaim", APIVersion: "v1", Namespace: unrelatedNamespace(i), Name: unrelatedClaimName(i)},
-			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{Driver: "ebs.csi.aws.com", FSType: "ext4",
-				VolumeHandle: fmt.Sprintf("vol-0%016x", i), VolumeAttributes: map[string]string{"storage.kubernetes.io/csiProvisionerIdentity": "1730000000000-8081-ebs.csi.aws.com"}}},
-			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{
-				{Key: "topology.kubernetes.io/zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"eu-west-1a"}}}}}}},
-		},
-	}
-}
-
-func unrelatedAttachment(i int) client.Object {
-	pv := unrelatedVolumeName(i)
-	return &storagev1.VolumeAttachment{
-		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("csi-%064x", i)},
-		Spec: storagev1.VolumeAttachmentSpec{Attacher: "ebs.csi.aws.com", NodeName: fmt.Sprintf("node-%d", i%3+1),
-			Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: &pv}},
-	}
-}
-
-// fastClient is an admin client without client-side rate limiting, for filling a cluster.
-func fastClient(cfg *rest.Config) (client.Client, error) {
-	c := rest.CopyConfig(cfg)
-	c.QPS, c.Burst = 5000, 10000
-	return client.New(c, client.Options{})
-}
-
-// createAll creates make(0..n-1) from a bounded pool of workers; it stops at the first error.
-func createAll(ctx context.Context, c client.Client, n, workers int, make func(int) client.Object) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var next atomic.Int64
-	var once sync.Once
-	var first error
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				if err := c.Create(ctx, make(i)); err != nil && !apierrors.IsAlreadyExists(err) {
-					once.Do(func() { first = err; cancel() })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return first
-}
-
 // populate fills the cluster: agents first, then the unrelated objects.
 func populate(ctx context.Context, c client.Client, agents, pods, claims int) error {
-	for i := range unrelatedNamespaces {
-		if err := c.Create(ctx, namespace(unrelatedNamespace(i))); err != nil {
+	for i := range UnrelatedNamespaces {
+		if err := c.Create(ctx, Namespace(UnrelatedNamespace(i))); err != nil {
 			return err
 		}
 	}
@@ -174,8 +38,8 @@ func populate(ctx context.Context, c client.Client, agents, pods, claims int) er
 	for _, step := range []struct {
 		n    int
 		make func(int) client.Object
-	}{{pods, unrelatedPod}, {claims, unrelatedVolume}, {claims, unrelatedClaim}, {claims, unrelatedAttachment}} {
-		if err := createAll(ctx, c, step.n, 16, step.make); err != nil {
+	}{{pods, func(i int) client.Object { return UnrelatedPod(i) }}, {claims, UnrelatedVolume}, {claims, UnrelatedClaim}, {claims, UnrelatedAttachment}} {
+		if err := CreateAll(ctx, c, step.n, 16, step.make); err != nil {
 			return err
 		}
 	}

@@ -70,8 +70,13 @@ func LoadResults(dir string) ([]Result, error) {
 			out = append(out, r)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Order < out[j].Order })
+	SortResults(out)
 	return out, nil
+}
+
+// SortResults puts results in report order.
+func SortResults(rs []Result) {
+	sort.SliceStable(rs, func(i, j int) bool { return rs[i].Order < rs[j].Order })
 }
 
 // Machine describes where the results came from.

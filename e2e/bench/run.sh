@@ -47,7 +47,7 @@ failed=()
 
 step "building the webhook (production flags, as make build) and the benchmark binary"
 CGO_ENABLED=0 "$go" build -trimpath -o "$out/workspace-webhook" ./cmd/workspace-webhook
-export BENCH_WEBHOOK_BIN=$out/workspace-webhook
+export WEBHOOK_BIN=$out/workspace-webhook
 "$go" test -c -o "$out/bench.test" ./e2e/bench
 bench() { (cd "$root/e2e/bench" && "$out/bench.test" "$@"); }
 

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 	wh "github.com/octopus-agent-tools/workspace-webhook/webhook"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/reason"
@@ -78,16 +79,16 @@ func startInProcess(t testing.TB, cp *controlplane.ControlPlane) (*inProcess, er
 	}
 	atExit(func() { cancel(); time.Sleep(100 * time.Millisecond); _ = os.RemoveAll(dir) })
 
-	w := &inProcess{node: "node-1", pool: writeServingCerts(t, dir)}
+	w := &inProcess{node: "node-1", pool: webhookprocess.WriteServingCerts(t, dir)}
 	a := benchAgent("octopus-agent-inprocess")
 	if _, err := seedAgent(ctx, cp.Client, a, w.node); err != nil {
 		return nil, fmt.Errorf("seeding the agent: %w", err)
 	}
 	opts := app.DefaultOptions()
 	opts.Host, opts.CertDir = "127.0.0.1", dir
-	w.addr, opts.Port = freeAddr(t)
-	opts.MetricsAddr, _ = freeAddr(t)
-	opts.ProbeAddr, _ = freeAddr(t)
+	w.addr, opts.Port = webhookprocess.FreeAddr(t)
+	opts.MetricsAddr, _ = webhookprocess.FreeAddr(t)
+	opts.ProbeAddr, _ = webhookprocess.FreeAddr(t)
 	opts.Namespace = "octopus-workspace-webhook"
 	mgr, err := app.NewManager(cp.Config, opts, discardLogger())
 	if err != nil {
@@ -111,7 +112,7 @@ func startInProcess(t testing.TB, cp *controlplane.ControlPlane) (*inProcess, er
 		return nil, err
 	}
 	w.mutateBody = admissionReview(podJSON, a.Namespace, pod.Name)
-	resp, err := decodeResponse(serveOnce(w.mux, app.MutatePodPath, w.mutateBody).Body.Bytes())
+	resp, err := webhookprocess.DecodeResponse(serveOnce(w.mux, app.MutatePodPath, w.mutateBody).Body.Bytes())
 	if err != nil {
 		return nil, err
 	}

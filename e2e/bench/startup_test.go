@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 )
 
@@ -32,12 +33,12 @@ func TestStartup(t *testing.T) {
 	must(t, err)
 	body := admissionReview(podJSON, a.Namespace, pod.Name)
 	certDir := t.TempDir()
-	pool := writeServingCerts(t, certDir)
+	pool := webhookprocess.WriteServingCerts(t, certDir)
 
 	var healthy, ready, first []float64
 	var raw strings.Builder
 	for i := range cfg.startupRuns {
-		p := startWebhookProcess(t, processOptions{kubeconfig: cp.KubeconfigPath, certDir: certDir, pool: pool})
+		p := webhookprocess.Start(t, webhookprocess.Options{Kubeconfig: cp.KubeconfigPath, CertDir: certDir, Pool: pool})
 		h, r, f, err := timeStartup(ctx, p, body)
 		p.Stop()
 		if err != nil {
@@ -66,25 +67,25 @@ func TestStartup(t *testing.T) {
 }
 
 // timeStartup polls the probes and the mutating webhook concurrently until each answered.
-func timeStartup(ctx context.Context, p *webhookProcess, body []byte) (healthy, ready, first time.Duration, err error) {
+func timeStartup(ctx context.Context, p *webhookprocess.Process, body []byte) (healthy, ready, first time.Duration, err error) {
 	var errs [3]error
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		c := &http.Client{Timeout: 2 * time.Second}
-		healthy, errs[0] = p.firstOK(ctx, time.Minute, func(ctx context.Context) bool { return getOK(ctx, c, "http://"+p.Probe+"/healthz") })
+		healthy, errs[0] = p.FirstOK(ctx, time.Minute, func(ctx context.Context) bool { return webhookprocess.GetOK(ctx, c, "http://"+p.Probe+"/healthz") })
 	}()
 	go func() {
 		defer wg.Done()
-		ready, errs[1] = p.waitReady(ctx, time.Minute)
+		ready, errs[1] = p.WaitReady(ctx, time.Minute)
 	}()
 	go func() {
 		defer wg.Done()
-		c := newReviewClient(p.pool, 32)
-		defer c.close()
+		c := webhookprocess.NewReviewClient(p.Pool, 32)
+		defer c.Close()
 		url := "https://" + p.Addr + app.MutatePodPath
-		first, errs[2] = p.firstOK(ctx, time.Minute, func(ctx context.Context) bool { return c.post(ctx, url, body, []byte(`"patch":`)) == nil })
+		first, errs[2] = p.FirstOK(ctx, time.Minute, func(ctx context.Context) bool { return c.Post(ctx, url, body, []byte(`"patch":`)) == nil })
 	}()
 	wg.Wait()
 	return healthy, ready, first, firstErr(errs[:]...)

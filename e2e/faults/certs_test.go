@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/bench"
-	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookproc"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 	"github.com/octopus-agent-tools/workspace-webhook/manifests"
 )
 
@@ -35,7 +35,7 @@ func TestCertificateRenewalUnderLoad(t *testing.T) {
 	a := rwoAgent("faults-certs", "node-1")
 	installAgent(t, ctx, a)
 
-	port, err := webhookproc.FreePort()
+	port, err := webhookprocess.FreePort()
 	must(t, err)
 	m, v, err := manifests.WebhookConfigurations()
 	must(t, err)
@@ -63,7 +63,7 @@ func TestCertificateRenewalUnderLoad(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, r := range fl.replicas {
-				t.Logf("self-managed %s log:\n%s", r.name, webhookproc.Tail(filepath.Join(r.dir, "webhook.log"), 40))
+				t.Logf("self-managed %s log:\n%s", r.name, webhookprocess.Tail(filepath.Join(r.dir, "webhook.log"), 40))
 			}
 		}
 	})

@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
-	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookproc"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 )
 
@@ -146,7 +146,7 @@ func (r *reviewer) scriptPod(ctx context.Context, a tentacle.Agent, ticket strin
 	pod := a.ScriptPod(ticket, a.NormalStyle())
 	podJSON, _ := json.Marshal(pod)
 	start := time.Now()
-	o := r.post(ctx, webhookproc.PodCreateReview(podJSON, a.Namespace, pod.Name, false), podJSON)
+	o := r.post(ctx, webhookprocess.AdmissionReview(podJSON, a.Namespace, pod.Name, false), podJSON)
 	o.Start, o.End = start, time.Now()
 	return o
 }
@@ -166,7 +166,7 @@ func (r *reviewer) post(ctx context.Context, body, podJSON []byte) outcome {
 	if err != nil {
 		return outcome{Kind: kindWebhookFailed, Err: err.Error()}
 	}
-	res, err := webhookproc.DecodeResponse(b)
+	res, err := webhookprocess.DecodeResponse(b)
 	if err != nil {
 		return outcome{Kind: kindWebhookFailed, Err: err.Error()}
 	}

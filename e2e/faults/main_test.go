@@ -29,7 +29,7 @@ import (
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/bench"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
-	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookproc"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 	"github.com/octopus-agent-tools/workspace-webhook/manifests"
 )
 
@@ -56,7 +56,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "SKIP e2e/faults:", err)
 		return 0
 	}
-	defer webhookproc.Cleanup()
+	defer webhookprocess.RemoveBuilt()
 	// The test's own clients log the API server's warnings through controller-runtime; not needed.
 	ctrllog.SetLogger(logr.Discard())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -77,7 +77,7 @@ func setUp(ctx context.Context) error {
 		return err
 	}
 	// Built before the control plane starts: the two do not compete for the 2 cores.
-	if _, err := webhookproc.Binary(); err != nil {
+	if _, err := webhookprocess.BinaryPath(); err != nil {
 		return err
 	}
 	opts := controlplane.AllComponents(3)
@@ -146,7 +146,7 @@ type replica struct {
 	name                string
 	port                int
 	probe, metrics, dir string
-	proc                *webhookproc.Process
+	proc                *webhookprocess.Process
 	kubeconfig, certDir string
 	host                string
 	args                []string
@@ -171,7 +171,7 @@ func newFleet(n int, kubeconfig, certDir, addr string, args ...string) (*fleet, 
 		r := &replica{name: fmt.Sprintf("replica-%d", i+1), kubeconfig: kubeconfig, certDir: certDir, host: "127.0.0.1", args: args}
 		ports := make([]int, 3)
 		for j := range ports {
-			if ports[j], err = webhookproc.FreePort(); err != nil {
+			if ports[j], err = webhookprocess.FreePort(); err != nil {
 				return nil, err
 			}
 		}
@@ -190,13 +190,14 @@ func newFleet(n int, kubeconfig, certDir, addr string, args ...string) (*fleet, 
 
 // start runs the replica's process (again) and waits for its /readyz.
 func (r *replica) start(ctx context.Context) error {
-	p, err := webhookproc.Start(webhookproc.Options{Kubeconfig: r.kubeconfig, CertDir: r.certDir, Host: r.host, Port: r.port,
-		Probe: r.probe, Metrics: r.metrics, Dir: r.dir, Args: r.args})
+	p, err := webhookprocess.Launch(webhookprocess.Options{Kubeconfig: r.kubeconfig, CertDir: r.certDir, Host: r.host, Port: r.port,
+		Probe: r.probe, Metrics: r.metrics, LogPath: filepath.Join(r.dir, "webhook.log"), Args: r.args})
 	if err != nil {
 		return err
 	}
 	r.proc = p
-	return p.WaitReady(ctx, time.Minute)
+	_, err = p.WaitReady(ctx, time.Minute)
+	return err
 }
 
 func (r *replica) running() bool { return r.proc != nil && r.proc.Exited() == nil }
@@ -267,7 +268,7 @@ func logsOnFailure(t *testing.T) {
 			return
 		}
 		for _, r := range hooks.replicas {
-			t.Logf("%s log:\n%s", r.name, webhookproc.Tail(filepath.Join(r.dir, "webhook.log"), 40))
+			t.Logf("%s log:\n%s", r.name, webhookprocess.Tail(filepath.Join(r.dir, "webhook.log"), 40))
 		}
 	})
 }

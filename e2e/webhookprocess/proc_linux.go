@@ -1,4 +1,4 @@
-package webhookproc
+package webhookprocess
 
 import "syscall"
 

@@ -1,8 +1,14 @@
-package webhookproc
+package webhookprocess
 
 import (
+	"bytes"
+	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -12,10 +18,52 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// PodCreateReview encodes the AdmissionReview the API server sends for a pod CREATE by the
-// agent's Tentacle service account (a bound token, with its node and pod in Extra), for a
-// test that talks to the webhook as the API server does.
-func PodCreateReview(podJSON []byte, namespace, name string, dryRun bool) []byte {
+// ReviewClient posts AdmissionReviews over HTTPS as the API server does: HTTP/1.1 keep-alive
+// connections (the webhook server does not offer HTTP/2), trusting only the webhook's CA.
+type ReviewClient struct{ http *http.Client }
+
+// NewReviewClient keeps at most conns connections open.
+func NewReviewClient(pool *x509.CertPool, conns int) *ReviewClient {
+	tr := &http.Transport{
+		TLSClientConfig: TLSClientConfig(pool), MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns,
+		DisableCompression: true, IdleConnTimeout: time.Minute,
+	}
+	return &ReviewClient{http: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+}
+
+// Close closes the idle connections.
+func (c *ReviewClient) Close() { c.http.CloseIdleConnections() }
+
+// Post sends body to url and checks the answer is HTTP 200 and contains every want.
+func (c *ReviewClient) Post(ctx context.Context, url string, body []byte, want ...[]byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, b)
+	}
+	for _, w := range want {
+		if !bytes.Contains(b, w) {
+			return fmt.Errorf("answer lacks %s: %.300s", w, b)
+		}
+	}
+	return nil
+}
+
+// AdmissionReview encodes the AdmissionReview the API server sends for a pod CREATE by the
+// agent's Tentacle service account (a bound token, with its node and pod in Extra).
+func AdmissionReview(podJSON []byte, namespace, name string, dryRun bool) []byte {
 	podRes := metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
 	podKind := metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}
 	review := admissionv1.AdmissionReview{

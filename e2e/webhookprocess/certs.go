@@ -1,4 +1,4 @@
-package bench
+package webhookprocess
 
 import (
 	"crypto/ecdsa"
@@ -12,20 +12,21 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
 
-// writeServingCerts writes a fresh CA and an ECDSA P-256 serving certificate for 127.0.0.1
+// WriteServingCerts writes a fresh CA and an ECDSA P-256 serving certificate for 127.0.0.1
 // and localhost (the key type of the self-managed mode, package certs) to dir as tls.crt
 // and tls.key, and returns a pool trusting the CA.
-func writeServingCerts(t testing.TB, dir string) *x509.CertPool {
+func WriteServingCerts(t testing.TB, dir string) *x509.CertPool {
 	t.Helper()
 	now := time.Now()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	must(t, err)
 	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench-ca"},
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "webhookprocess-ca"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}
@@ -54,16 +55,25 @@ func writeServingCerts(t testing.TB, dir string) *x509.CertPool {
 	return pool
 }
 
-// tlsClientConfig trusts pool only, as the API server trusts the caBundle.
-func tlsClientConfig(pool *x509.CertPool) *tls.Config {
+// TLSClientConfig trusts pool only, as the API server trusts the caBundle.
+func TLSClientConfig(pool *x509.CertPool) *tls.Config {
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 }
 
-// freeAddr returns a loopback address with a port nobody listens on right now.
-func freeAddr(t testing.TB) (string, int) {
+// FreeAddr returns a loopback address with a port nobody listens on right now.
+func FreeAddr(t testing.TB) (string, int) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := FreePort()
 	must(t, err)
+	return "127.0.0.1:" + strconv.Itoa(port), port
+}
+
+// FreePort is a loopback port free at the time of asking.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer l.Close()
-	return l.Addr().String(), l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }

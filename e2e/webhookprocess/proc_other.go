@@ -1,6 +1,6 @@
 //go:build !linux
 
-package webhookproc
+package webhookprocess
 
 import "syscall"
 

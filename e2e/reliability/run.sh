@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# `make reliability`: every reliability scenario at full size, every Go fuzz target, then
+# RELIABILITY.md rewritten from the results (cmd/reliabilityreport).
+# Usage: bash e2e/reliability/run.sh
+#   FUZZTIME=2m                  per fuzz target (default 2m); FUZZTIME=0 skips fuzzing (the last fuzz results stay)
+#   RELIABILITY_RUN='TestBurst'  only the tests matching this -run pattern (other results stay)
+#   RELIABILITY_SCALE_PODS=20000 fewer unrelated pods in the scale scenario (say so when committing)
+# Output: .reliability/ (git-ignored): <name>.json results, each package's log, fuzz.tsv, the
+# webhook build measured; RELIABILITY.md at the repository root.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+out=$root/.reliability
+go=${GO:-go}
+fuzztime=${FUZZTIME:-2m}
+cd "$root"
+
+command="make reliability"
+[ -n "${RELIABILITY_RUN:-}" ] && command="RELIABILITY_RUN='$RELIABILITY_RUN' $command"
+[ -n "${RELIABILITY_SCALE_PODS:-}" ] && command="RELIABILITY_SCALE_PODS=$RELIABILITY_SCALE_PODS $command"
+[ "$fuzztime" != 2m ] && command="FUZZTIME=$fuzztime $command"
+if [ -z "${RELIABILITY_RUN:-}" ] && [ "$fuzztime" != 0 ]; then
+	rm -rf "$out" # everything is measured again
+fi
+mkdir -p "$out"
+export RELIABILITY_FULL=1 RELIABILITY_OUT=$out
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain 2>/dev/null | grep -v '^?? \|RELIABILITY.md' | head -1)" ]; then commit="$commit (working tree modified)"; fi
+
+# Each step notes how busy the machine was in the second before it started: the scenarios
+# share the cores with whatever else runs.
+busy() { # percent of all cores busy over one second (/proc/stat: all but idle and iowait)
+	local a b
+	read -r -a a < <(head -1 /proc/stat)
+	sleep 1
+	read -r -a b < <(head -1 /proc/stat)
+	local t=0 i=0
+	for j in 1 2 3 4 5 6 7 8; do t=$((t + b[j] - a[j])); done
+	i=$((b[4] - a[4] + b[5] - a[5]))
+	echo $(((t - i) * 100 / (t > 0 ? t : 1)))
+}
+step() {
+	printf '\n==> %s\n' "$*"
+	printf '%s: machine %s%% busy in the second before\n' "${*%%:*}" "$(busy)" >>"$out/loadavg.txt"
+}
+failed=()
+
+step "build: the webhook as make build makes it (production flags); the scenarios run this binary"
+CGO_ENABLED=0 "$go" build -trimpath -o "$out/workspace-webhook" ./cmd/workspace-webhook
+export WEBHOOK_BIN=$out/workspace-webhook
+
+# Every reliability package present: this one, and e2e/faults once it exists. Tests of a
+# package run one after another, so the burst and the scale scenarios never overlap.
+for pkg in e2e/reliability e2e/faults; do
+	[ -d "$pkg" ] || continue
+	name=$(basename "$pkg")
+	step "$name: go test ./$pkg (RELIABILITY_FULL=1)"
+	args=(-count=1 -v -timeout 150m)
+	[ -n "${RELIABILITY_RUN:-}" ] && args+=(-run "$RELIABILITY_RUN")
+	"$go" test "${args[@]}" "./$pkg" 2>&1 | tee "$out/$name.log" || failed+=("$name")
+done
+
+if [ "$fuzztime" != 0 ]; then
+	step "fuzz: every Go fuzz target for $fuzztime"
+	rm -f "$out"/fuzz.*
+	# Packages with a fuzz target in their tests; `go test -list` names the targets as Go sees them.
+	for pkg in $(grep -rl --include='*_test.go' --exclude-dir=bin --exclude-dir=.git '^func Fuzz' . | xargs -n1 dirname | sort -u); do
+		for target in $("$go" test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+			echo "== $target ($pkg) for $fuzztime"
+			log=$out/fuzz.$target.run
+			# Interesting inputs are minimized for at most FUZZMINIMIZETIME: Go's default 60s
+			# stalls the workers on large inputs and leaves few executions.
+			if "$go" test "$pkg" -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime "${FUZZMINIMIZETIME:-5s}" >"$log" 2>&1; then
+				result=ok
+			else
+				result=FAIL
+				failed+=("$target")
+				tail -40 "$log" >"$out/fuzz.$target.log"
+			fi
+			execs=$(grep -o 'execs: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
+			printf '%s\t%s\t%s\t%s\t%s\n' "$target" "$pkg" "$fuzztime" "$execs" "$result" | tee -a "$out/fuzz.tsv"
+			rm -f "$log"
+		done
+	done
+fi
+
+step "report: RELIABILITY.md"
+"$go" run ./e2e/reliability/cmd/reliabilityreport -dir "$out" -out "$root/RELIABILITY.md" -command "$command" -commit "$commit"
+echo "written: RELIABILITY.md (results and logs in .reliability/)"
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "FAILED: ${failed[*]} (see .reliability/<name>.log, .reliability/fuzz.<Target>.log)" >&2
+	exit 1
+fi
