@@ -33,13 +33,18 @@ type Finder struct {
 	// Watches, when set, says whether the caches are being kept current (see Watches). While
 	// they are not, facts are read live (bounded by LiveTimeout); see unwatched.
 	Watches interface{ Fresh() (bool, string) }
-	// LiveTimeout bounds those live reads; 0 means DefaultLiveTimeout.
+	// LiveTimeout, when set, caps those live reads (see liveBudget).
 	LiveTimeout time.Duration
 }
 
-// DefaultLiveTimeout leaves the webhook time to answer within the API server's 5 s timeout
-// (webhooks.yaml) even when the API server does not answer at all.
+// DefaultLiveTimeout bounds the live reads of a request without a deadline. A request served
+// by the webhook has one (80% of the API server's timeout): the live reads get what is left
+// of it less liveReserve.
 const DefaultLiveTimeout = 2 * time.Second
+
+// liveReserve is kept from the request's deadline for what follows the live reads: the cached
+// fallback, the decision and the answer.
+const liveReserve = 250 * time.Millisecond
 
 // CannotReadCurrentState starts the error of a ReadWriteOnce decision whose facts could be
 // neither trusted from the cache nor read live.
@@ -78,12 +83,8 @@ func (f *Finder) read(ctx context.Context, gather func(*Finder, context.Context)
 // where the Tentacle runs; a ReadWriteOnce workspace gets an error, which refuses the script
 // pod (retryably) and leaves a new Tentacle pod unpinned.
 func (f *Finder) unwatched(ctx context.Context, down string, gather func(*Finder, context.Context) (workspace.Facts, error)) (workspace.Facts, error) {
-	timeout := f.LiveTimeout
-	if timeout <= 0 {
-		timeout = DefaultLiveTimeout
-	}
 	live := &Finder{Cache: f.Live, LegacyPods: f.Live, Live: f.Live, MountPath: f.MountPath}
-	liveCtx, cancel := context.WithTimeout(ctx, timeout)
+	liveCtx, cancel := context.WithTimeout(ctx, f.liveBudget(ctx))
 	facts, err := gather(live, liveCtx)
 	cancel()
 	if err == nil {
@@ -96,6 +97,22 @@ func (f *Finder) unwatched(ctx context.Context, down string, gather func(*Finder
 	}
 	return facts, fmt.Errorf("%s: the webhook's watch of the API server is down (%s), so its cached facts may be stale, and reading them live failed: %w; "+
 		"a ReadWriteOnce workspace may have moved to another node meanwhile and nothing is pinned on old facts; retry once the webhook reaches the API server again", CannotReadCurrentState, down, err)
+}
+
+// liveBudget is how long the live reads of an unwatched request may take. A burst of script
+// pods is when watches drop (the API server closes watchers that fall behind) and when the
+// API server answers slowest, so the reads get all the time the request has left, less
+// liveReserve; a fixed 2 s refused pods in a 5,000-pod burst whose reads took 2–3 s.
+func (f *Finder) liveBudget(ctx context.Context) time.Duration {
+	budget := DefaultLiveTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		left := time.Until(deadline)
+		budget = max(left-liveReserve, left/2)
+	}
+	if f.LiveTimeout > 0 {
+		budget = min(budget, f.LiveTimeout)
+	}
+	return budget
 }
 
 func (f *Finder) facts(ctx context.Context, pod *corev1.Pod) (workspace.Facts, error) {

@@ -137,3 +137,74 @@ func TestLiveReadsAreBounded(t *testing.T) {
 		t.Fatalf("took %s with LiveTimeout 50ms", d)
 	}
 }
+
+// slow is an API server under load: every read answers, late.
+type slow struct {
+	client.Reader
+	delay time.Duration
+}
+
+func (s slow) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if err := s.wait(ctx); err != nil {
+		return err
+	}
+	return s.Reader.Get(ctx, key, obj, opts...)
+}
+
+func (s slow) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if err := s.wait(ctx); err != nil {
+		return err
+	}
+	return s.Reader.List(ctx, list, opts...)
+}
+
+func (s slow) wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(s.delay):
+		return nil
+	}
+}
+
+// A request's live reads get what is left of its deadline (the handler's answer budget), not
+// a fixed DefaultLiveTimeout: an API server under load that takes 800 ms per read (more than
+// DefaultLiveTimeout for the four reads of a ReadWriteOnce script pod) still yields the
+// Tentacle's new node, and the reads end in time for the answer.
+func TestLiveReadsUseTheRequestsBudget(t *testing.T) {
+	cache := world(corev1.ReadWriteOnce, "node-1")
+	f := &Finder{Cache: cache, LegacyPods: cache, Live: slow{Reader: world(corev1.ReadWriteOnce, "node-3"), delay: 800 * time.Millisecond},
+		MountPath: "/octopus", Watches: watchState{down: "/api/v1/pods"}}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second) // 80% of the API server's 5 s
+	defer cancel()
+	facts, err := f.Facts(ctx, scriptPodOf("octopus-agent-prod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if facts.Node != "node-3" {
+		t.Fatalf("node %q, want node-3 (read live)", facts.Node)
+	}
+
+	for _, c := range []struct {
+		name    string
+		timeout time.Duration
+		cap     time.Duration
+		want    time.Duration // within 50 ms
+	}{
+		{"no deadline: DefaultLiveTimeout", 0, 0, DefaultLiveTimeout},
+		{"4 s left: all but the reserve", 4 * time.Second, 0, 4*time.Second - liveReserve},
+		{"300 ms left: half of it", 300 * time.Millisecond, 0, 150 * time.Millisecond},
+		{"LiveTimeout caps it", 4 * time.Second, time.Second, time.Second},
+	} {
+		ctx := context.Background()
+		if c.timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, c.timeout)
+			defer cancel()
+		}
+		got := (&Finder{LiveTimeout: c.cap}).liveBudget(ctx)
+		if got > c.want || got < c.want-50*time.Millisecond {
+			t.Errorf("%s: budget %s, want %s", c.name, got, c.want)
+		}
+	}
+}
