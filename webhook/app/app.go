@@ -189,7 +189,9 @@ func newManager(cfg *rest.Config, opts Options, log logr.Logger) (manager.Manage
 	caches := []cache.Cache{mgr.GetCache(), legacyPods}
 	recorder := &audit.Recorder{Log: log.WithName("decision"), Events: mgr.GetEventRecorder("workspace-webhook"), Metrics: metrics}
 	decoder := admission.NewDecoder(mgr.GetScheme())
-	finder := &agent.Finder{Cache: mgr.GetClient(), LegacyPods: legacyPods, Live: mgr.GetAPIReader(), MountPath: opts.Workspace.MountPath, Watches: watches}
+	// Identical live reads in flight share one request (a burst of one agent's script pods).
+	live := &agent.SharedReads{Reader: mgr.GetAPIReader()}
+	finder := &agent.Finder{Cache: mgr.GetClient(), LegacyPods: legacyPods, Live: live, MountPath: opts.Workspace.MountPath, Watches: watches}
 
 	srv := mgr.GetWebhookServer()
 	srv.Register(MutateTentaclePath, wh.NewReviewServer(&wh.TentacleMutator{
