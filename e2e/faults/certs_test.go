@@ -152,7 +152,7 @@ func TestCertificateRenewalUnderLoad(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	reliability.Save(t, bench.Result{Order: 36, Name: "faults-certificate-renewal", Title: "Faults: certificate renewal under load (self-managed certificates, two replicas)",
+	reliability.Save(t, bench.Result{Order: 36, Name: "faults-certificate-renewal", Title: "36. Faults: certificate renewal under load (self-managed certificates, two replicas)",
 		Config: fmt.Sprintf("Promise: renewing the serving certificate fails no request. Measured: two replicas (production binary, --cert-mode=self-managed, sharing one Secret) behind one address, "+
 			"webhook configurations of their own calling them by URL with the CA they inject; %d forced renewals (the Secret's certificate overwritten, each replica renews or picks the renewed one up), "+
 			"1 s apart, while 4 workers create script pods through the API server one after the other (dry-run). "+
