@@ -231,7 +231,7 @@ func eachSelfManagedRuleIsNeeded(t *testing.T, runs *leastPrivilege) {
 			err = eventuallyGranted(ctx, func() error { return cm.Ensure(ctx) })
 			t.Logf("certificate bootstrap: %v", orOK(err))
 			run.worked = err == nil
-			run.outcome = fmt.Sprintf("certificate bootstrap: %v", orOK(err))
+			run.outcome = strings.ReplaceAll(fmt.Sprintf("certificate bootstrap: %v", orOK(err)), "\n", "; ")
 			if i >= 0 {
 				run.broke = err != nil
 				run.named = err != nil && strings.Contains(err.Error(), rules[i].says)
