@@ -69,7 +69,7 @@ bench: controlplane ## Benchmarks, each next to its baseline in the same run; re
 	@bash e2e/bench/run.sh $(BENCH_COUNT)
 
 .PHONY: reliability
-reliability: controlplane ## Reliability scenarios at full size (burst, scale, faults) and every fuzz target for FUZZTIME (default 2m); rewrites RELIABILITY.md.
+reliability: controlplane ## Reliability scenarios at full size (burst, scale, faults, hostile input, posture, least privilege) and every fuzz target for FUZZTIME (default 2m); rewrites RELIABILITY.md.
 	@bash e2e/reliability/run.sh
 
 .PHONY: manifests

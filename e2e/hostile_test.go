@@ -23,6 +23,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/reliability"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/workspace"
@@ -33,10 +34,21 @@ import (
 // pod, a refusal naming what is wrong and what to do, or admission with a patch the API
 // server applied (the stored pod is right), or the API server's own refusal of an object
 // it would refuse without the webhook. Never a 5xx from the webhook, never a panic. Each case
-// logs one "CATALOGUE |" line (go test -v) for the figures.
+// logs one "CATALOGUE |" line (go test -v); TestHostileInput counts how the cases were answered
+// and saves the figures as scenario 40 of RELIABILITY.md (hostile_report_test.go).
+
+// TestHostileInput runs the catalogue, both levels, and saves what it observed.
+func TestHostileInput(t *testing.T) {
+	cat := &catalogue{}
+	internalBefore := decisions(t)
+	logFrom := len(webhookLog.String())
+	t.Run("requests to the endpoint", func(t *testing.T) { hostileRequestsToTheEndpoint(t, cat) })
+	t.Run("objects through the API server", func(t *testing.T) { hostileObjectsThroughTheAPIServer(t, cat) })
+	reliability.Save(t, cat.result(internalErrors(internalBefore, decisions(t)), panicLines(webhookLog.String()[logFrom:])))
+}
 
 // Transport level: raw requests straight to the webhook's HTTPS endpoint.
-func TestHostileRequestsToTheEndpoint(t *testing.T) {
+func hostileRequestsToTheEndpoint(t *testing.T, cat *catalogue) {
 	c, base := webhookClient(t)
 	pod := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"ns","labels":{"octopus.com/scriptTicketId":"1"}},"spec":{"containers":[{"name":"c","image":"busybox"}]}}`
 	review := func(apiVersion, kind, request string) []byte {
@@ -80,6 +92,7 @@ func TestHostileRequestsToTheEndpoint(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			row := cat.add(t, "endpoint", tc.name)
 			method, path, ct := tc.method, tc.path, tc.contentType
 			if method == "" {
 				method = http.MethodPost
@@ -97,6 +110,9 @@ func TestHostileRequestsToTheEndpoint(t *testing.T) {
 			must(t, err)
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			var out admissionv1.AdmissionReview
+			decodeErr := json.Unmarshal(body, &out)
+			row.endpointAnswer(resp.StatusCode, out.Response)
 			want := tc.httpStatus
 			if want == 0 {
 				want = http.StatusOK
@@ -105,30 +121,31 @@ func TestHostileRequestsToTheEndpoint(t *testing.T) {
 				t.Fatalf("HTTP %d, want %d: %s", resp.StatusCode, want, body)
 			}
 			if want != http.StatusOK {
-				logOutcome(t, "endpoint", fmt.Sprintf("HTTP %d", resp.StatusCode))
+				logOutcome(t, row, fmt.Sprintf("HTTP %d", resp.StatusCode))
 				return
 			}
-			var out admissionv1.AdmissionReview
-			if err := json.Unmarshal(body, &out); err != nil || out.Response == nil || out.Response.Result == nil {
-				t.Fatalf("not an AdmissionReview answer (%v): %s", err, body)
+			if decodeErr != nil || out.Response == nil || out.Response.Result == nil {
+				t.Fatalf("not an AdmissionReview answer (%v): %s", decodeErr, body)
 			}
 			r := out.Response
 			if r.Allowed != tc.allowed || r.Result.Code != tc.code || !strings.Contains(r.Result.Message, tc.says) {
 				t.Fatalf("allowed=%v %d %q; want allowed=%v %d %q", r.Allowed, r.Result.Code, r.Result.Message, tc.allowed, tc.code, tc.says)
 			}
-			logOutcome(t, "endpoint", fmt.Sprintf("review %d: %s", r.Result.Code, r.Result.Message))
+			logOutcome(t, row, fmt.Sprintf("review %d: %s", r.Result.Code, r.Result.Message))
 		})
 	}
 	// The TLS port speaks nothing but TLS.
 	t.Run("plain HTTP to the TLS port", func(t *testing.T) {
+		row := cat.add(t, "endpoint", "plain HTTP to the TLS port")
 		resp, err := http.Post("http://"+strings.TrimPrefix(base, "https://")+app.MutatePodPath, "application/json", bytes.NewReader(ok))
 		must(t, err)
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		row.endpointAnswer(resp.StatusCode, nil)
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "Client sent an HTTP request to an HTTPS server") {
 			t.Fatalf("HTTP %d: %s", resp.StatusCode, body)
 		}
-		logOutcome(t, "endpoint", fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body))))
+		logOutcome(t, row, fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body))))
 	})
 	assertNoPanic(t)
 }
@@ -149,7 +166,7 @@ func (o outcome) String() string {
 }
 
 // Object level: hostile pods and claims created through the real kube-apiserver.
-func TestHostileObjectsThroughTheAPIServer(t *testing.T) {
+func hostileObjectsThroughTheAPIServer(t *testing.T, cat *catalogue) {
 	ctx := ctxFor(t, 6*time.Minute)
 	// Agent A holds its ReadWriteOnce workspace on node-2, agent B on node-3; nsNone has no agent.
 	a := tentacle.Agent{Namespace: "hostile-a", Release: "prod", AccessModes: rwo, NodeSelector: onNode("node-2")}
@@ -374,6 +391,7 @@ func TestHostileObjectsThroughTheAPIServer(t *testing.T) {
 	internal := decisions(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			row := cat.add(t, "pod", tc.name)
 			var opts []client.CreateOption
 			if tc.dryRun {
 				opts = append(opts, client.DryRunAll)
@@ -390,6 +408,16 @@ func TestHostileObjectsThroughTheAPIServer(t *testing.T) {
 			if pod != nil && err == nil && !tc.dryRun {
 				t.Cleanup(func() { _ = cp.Client.Delete(context.Background(), pod, client.GracePeriodSeconds(0)) })
 			}
+			// A refusal that is neither a 5xx nor the webhook's: the same pod without the script
+			// label (which the webhook never sees) tells the pod's own fault from the patch's.
+			var unpatched error
+			twin := err != nil && pod != nil && statusCode(err) < 500 && !deniedByWebhook(err)
+			if twin {
+				unlabelled := tc.pod()
+				delete(unlabelled.Labels, "octopus.com/scriptTicketId")
+				unpatched = cp.Client.Create(ctx, unlabelled, client.DryRunAll)
+			}
+			row.apiAnswer(err, pod, twin, unpatched, total(decisions(t)) > total(before))
 			if code := statusCode(err); code >= 500 {
 				t.Fatalf("HTTP %d: %v", code, err)
 			}
@@ -400,7 +428,7 @@ func TestHostileObjectsThroughTheAPIServer(t *testing.T) {
 					t.Fatalf("admitted without the webhook's record: %v", pod.Annotations)
 				}
 				tc.check(t, pod)
-				logOutcome(t, "pod", fmt.Sprintf("%s (%s)", tc.want, record(t, pod).Node))
+				logOutcome(t, row, fmt.Sprintf("%s (%s)", tc.want, record(t, pod).Node))
 			case admittedAsIs:
 				must(t, err)
 				if _, ok := pod.Annotations[workspace.RecordAnnotation]; ok || pod.Spec.Affinity != nil {
@@ -409,19 +437,19 @@ func TestHostileObjectsThroughTheAPIServer(t *testing.T) {
 				if now := decisions(t); now[tc.says[0]] <= before[tc.says[0]] {
 					t.Fatalf("no %s decision was recorded", tc.says[0])
 				}
-				logOutcome(t, "pod", fmt.Sprintf("%s (%s)", tc.want, tc.says[0]))
+				logOutcome(t, row, fmt.Sprintf("%s (%s)", tc.want, tc.says[0]))
 			case notSent:
 				must(t, err)
 				if _, ok := pod.Annotations[workspace.RecordAnnotation]; ok || mountsWorkspace(pod, a.ClaimName()) || pod.Spec.Affinity != nil {
 					t.Fatalf("the webhook changed a pod it should never see: %+v %+v", pod.Spec.Volumes, pod.Spec.Affinity)
 				}
-				logOutcome(t, "pod", tc.want.String())
+				logOutcome(t, row, tc.want.String())
 			case refusedByUs:
 				if err == nil || !strings.Contains(err.Error(), `admission webhook "script-pod-workspace.workspace-webhook.io" denied the request`) {
 					t.Fatalf("want the webhook's refusal, got %v", err)
 				}
 				saysAll(t, err, tc.says)
-				logOutcome(t, "pod", fmt.Sprintf("%s (HTTP %d): %s", tc.want, statusCode(err), afterWebhookName(err)))
+				logOutcome(t, row, fmt.Sprintf("%s (HTTP %d): %s", tc.want, statusCode(err), afterWebhookName(err)))
 			case refusedByServer:
 				if err == nil || strings.Contains(err.Error(), "admission webhook") {
 					t.Fatalf("want the API server's own refusal, got %v", err)
@@ -430,14 +458,11 @@ func TestHostileObjectsThroughTheAPIServer(t *testing.T) {
 				if pod != nil {
 					// The same pod, which the webhook never sees, is refused alike: the refusal is
 					// the pod's, not the patch's.
-					unlabelled := tc.pod()
-					delete(unlabelled.Labels, "octopus.com/scriptTicketId")
-					other := cp.Client.Create(ctx, unlabelled, client.DryRunAll)
-					if other == nil || statusCode(other) != statusCode(err) {
-						t.Fatalf("without the webhook: %v (with it: %v)", other, err)
+					if unpatched == nil || statusCode(unpatched) != statusCode(err) {
+						t.Fatalf("without the webhook: %v (with it: %v)", unpatched, err)
 					}
 				}
-				logOutcome(t, "pod", fmt.Sprintf("%s (HTTP %d): %s", tc.want, statusCode(err), firstLine(err.Error(), 160)))
+				logOutcome(t, row, fmt.Sprintf("%s (HTTP %d): %s", tc.want, statusCode(err), firstLine(err.Error(), 160)))
 			}
 		})
 	}
@@ -458,15 +483,21 @@ func TestHostileObjectsThroughTheAPIServer(t *testing.T) {
 	}
 	for _, tc := range claims {
 		t.Run(tc.name, func(t *testing.T) {
+			row := cat.add(t, "claim", tc.name)
 			c, w := clientWithWarnings(t)
-			must(t, c.Create(ctx, tc.claim))
+			err := c.Create(ctx, tc.claim)
+			row.apiAnswer(err, nil, false, nil, true)
+			if err == nil {
+				row.detail = "admitted with a warning: " + firstLine(w.all(), 160)
+			}
+			must(t, err)
 			t.Cleanup(func() { _ = cp.Client.Delete(context.Background(), tc.claim) })
 			for _, word := range tc.warns {
 				if !strings.Contains(w.all(), word) {
 					t.Errorf("no warning says %q: %s", word, w.all())
 				}
 			}
-			logOutcome(t, "claim", "admitted with a warning: "+firstLine(w.all(), 160))
+			logOutcome(t, row, "admitted with a warning: "+firstLine(w.all(), 160))
 		})
 	}
 
@@ -566,10 +597,11 @@ func firstLine(s string, n int) string {
 	return s
 }
 
-// logOutcome is one line of the catalogue's figures.
-func logOutcome(t *testing.T, level, what string) {
+// logOutcome is one line of the catalogue: how the case ended, as the test expected it.
+func logOutcome(t *testing.T, row *caseRow, what string) {
 	t.Helper()
-	t.Logf("CATALOGUE | %s | %s | %s |", level, t.Name()[strings.Index(t.Name(), "/")+1:], what)
+	row.detail = what
+	t.Logf("CATALOGUE | %s | %s | %s |", row.level, row.name, what)
 }
 
 // assertNoPanic: no handler panicked (controller-runtime would have answered 500 and logged it).

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/bench"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/reliability"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
 )
 
@@ -83,7 +84,7 @@ func TestAPIServerRestart(t *testing.T) {
 	t.Logf("during the outage: %s\n%s", during, during.Examples())
 	t.Logf("after the move: %s\n%s", after, after.Examples())
 	answered := during.total - during.count(kindWebhookFailed)
-	save(t, bench.Result{Order: 30, Name: "faults-apiserver-restart", Title: "Faults: kube-apiserver restarts while script pods keep arriving",
+	reliability.Save(t, bench.Result{Order: 30, Name: "faults-apiserver-restart", Title: "30. Faults: kube-apiserver restarts while script pods keep arriving",
 		Config: fmt.Sprintf("Promise: while the API server is down the webhook still answers every review (a ReadWriteOnce script pod is then refused, retryably, since its facts can be neither read nor trusted), "+
 			"and once it is back no script pod is pinned to a node the Tentacle left, whether or not the webhook's watches have reconnected yet (until they have, facts are read live). "+
 			"Measured: kube-apiserver stopped (SIGTERM) for %s while 4 workers send reviews straight to the webhook's address, each 50 ms after its last answer (as a second API server of an HA control plane would); "+
@@ -229,7 +230,7 @@ func TestWatchDrop(t *testing.T) {
 	figures = append(figures,
 		bench.Figure{Measurement: "watch drop", Figure: "first ReadWriteOnce script pod pinned to the new node, after the link was restored", Measured: durationOrNever(firstFresh)},
 		bench.Figure{Measurement: "watch drop", Figure: "both replicas' watches current again, after the link was restored", Measured: durationOrNever(resumed)})
-	save(t, bench.Result{Order: 31, Name: "faults-watch-drop", Title: "Faults: the webhook's watches drop (its link to the API server cut) while script pods keep arriving",
+	reliability.Save(t, bench.Result{Order: 31, Name: "faults-watch-drop", Title: "31. Faults: the webhook's watches drop (its link to the API server cut) while script pods keep arriving",
 		Config: fmt.Sprintf("Promise: while the webhook cannot watch the API server it never pins a script pod on facts that may be stale: it reads them live, and when that fails too a ReadWriteOnce script pod is refused (retryably) "+
 			"while a ReadWriteMany one whose claim it caches (the chart's claims) is still admitted; the chart's NFS claim carries no label, is not cached, and its script pods are refused too; every script pod gets the webhook's answer within the API server's timeout; "+
 			"once the link is back the webhook resynchronises. Measured: two webhook replicas (production binary) reach the API server through a loopback proxy that drops every connection and refuses new ones for %s, "+

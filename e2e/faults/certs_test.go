@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/bench"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/reliability"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 	"github.com/octopus-agent-tools/workspace-webhook/manifests"
 )
@@ -151,7 +152,7 @@ func TestCertificateRenewalUnderLoad(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	save(t, bench.Result{Order: 36, Name: "faults-certificate-renewal", Title: "Faults: certificate renewal under load (self-managed certificates, two replicas)",
+	reliability.Save(t, bench.Result{Order: 36, Name: "faults-certificate-renewal", Title: "36. Faults: certificate renewal under load (self-managed certificates, two replicas)",
 		Config: fmt.Sprintf("Promise: renewing the serving certificate fails no request. Measured: two replicas (production binary, --cert-mode=self-managed, sharing one Secret) behind one address, "+
 			"webhook configurations of their own calling them by URL with the CA they inject; %d forced renewals (the Secret's certificate overwritten, each replica renews or picks the renewed one up), "+
 			"1 s apart, while 4 workers create script pods through the API server one after the other (dry-run). "+

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/bench"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/reliability"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
 )
 
@@ -143,7 +144,7 @@ func TestWebhookFullyDown(t *testing.T) {
 	for _, k := range []string{"ReadWriteOnce, chart v3 (Tentacle adds a pod affinity to itself)", "ReadWriteOnce, chart v2 (no co-location of its own)", "ReadWriteMany class", "NFS", "any kind, ScriptPodTemplate naming no workspace"} {
 		figures = append(figures, bench.Figure{Measurement: "emergency switch (script-pod failurePolicy Ignore, webhook down)", Figure: k + ", script pods", Measured: switched[k]})
 	}
-	save(t, bench.Result{Order: 34, Name: "faults-webhook-down", Title: "Faults: the webhook fully down",
+	reliability.Save(t, bench.Result{Order: 34, Name: "faults-webhook-down", Title: "34. Faults: the webhook fully down",
 		Config: "Promise: with no replica running, script pods are refused at once with the API server's error (failurePolicy Fail: never admitted without their workspace or pin); " +
 			"agent claims are admitted unchecked and Tentacle pods placed as Kubernetes would (Ignore); nothing else in the cluster is affected. " +
 			"Measured: every replica stopped and nothing listening at the address the webhook configurations call (as a Service with no endpoint), " +

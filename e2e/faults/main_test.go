@@ -27,7 +27,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/octopus-agent-tools/workspace-webhook/e2e/bench"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 	"github.com/octopus-agent-tools/workspace-webhook/manifests"
@@ -271,30 +270,6 @@ func logsOnFailure(t *testing.T) {
 			t.Logf("%s log:\n%s", r.name, webhookprocess.Tail(filepath.Join(r.dir, "webhook.log"), 40))
 		}
 	})
-}
-
-// save logs the scenario's figures and, with RELIABILITY_OUT set, writes its Result there.
-func save(t *testing.T, r bench.Result) {
-	t.Helper()
-	for _, f := range r.Figures {
-		met := ""
-		if f.Met != nil {
-			met = map[bool]string{true: " (met)", false: " (NOT MET)"}[*f.Met]
-		}
-		target, baseline := "", ""
-		if f.Target != "" {
-			target = ", target " + f.Target
-		}
-		if f.Baseline != "" {
-			baseline = " (baseline: " + f.Baseline + ")"
-		}
-		t.Logf("%s: %s = %s%s%s%s", f.Measurement, f.Figure, f.Measured, baseline, target, met)
-	}
-	if dir := os.Getenv("RELIABILITY_OUT"); dir != "" {
-		if err := r.Save(dir); err != nil {
-			t.Errorf("saving %s: %v", r.Name, err)
-		}
-	}
 }
 
 // size picks the smoke or the full value.

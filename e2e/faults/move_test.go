@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/bench"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/reliability"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
 )
 
@@ -154,7 +155,7 @@ func TestTentacleMoves(t *testing.T) {
 	if slices.Contains(sorted, -1) {
 		longest = -1
 	}
-	save(t, bench.Result{Order: 32, Name: "faults-tentacle-moves", Title: "Faults: the Tentacle moves to another node (eviction, rollout) while script pods keep arriving",
+	reliability.Save(t, bench.Result{Order: 32, Name: "faults-tentacle-moves", Title: "32. Faults: the Tentacle moves to another node (eviction, rollout) while script pods keep arriving",
 		Config: fmt.Sprintf("Promise: once the new Tentacle pod runs on its new node (and the old one is stopping), the next script pods are pinned there within one cache update; none is pinned to a node that no longer holds the volume "+
 			"(its Tentacle pod gone from the API: from then on Kubernetes may detach the ReadWriteOnce volume there), and none goes back to the old node. Measured: %d moves of a chart v3 ReadWriteOnce agent (Deployment, scheduler, controllers, kwok nodes), "+
 			"alternately an eviction of the Tentacle pod off its cordoned node (as kubectl drain does) and a rollout restart with the old node cordoned; the old pod is held Terminating for %s (a finalizer standing for its container's stop); "+

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/bench"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/reliability"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/workspace"
 )
@@ -194,7 +195,7 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 			t.Errorf("%s: a path saw no successful call: script pods %s; claims %s; Tentacle pods %s", mode.name, pods, claims, tentacles)
 		}
 	}
-	save(t, bench.Result{Order: 33, Name: "faults-replica-killed", Title: "Faults: one of two webhook replicas killed (SIGKILL) and restarted under load",
+	reliability.Save(t, bench.Result{Order: 33, Name: "faults-replica-killed", Title: "33. Faults: one of two webhook replicas killed (SIGKILL) and restarted under load",
 		Config: fmt.Sprintf("Promise: a call that fails because a replica died has its webhook's documented outcome, nothing else: a script pod is refused (failurePolicy Fail; Tentacle reports the API server's error), "+
 			"never admitted without its workspace; an agent claim is admitted unchecked and a Tentacle pod admitted unpinned (failurePolicy Ignore), never refused. "+
 			"Measured: two replicas (production binary) behind one loopback address; %d round(s) per balancer mode of: 1 s of load, SIGKILL of one replica, 1 s, restart, wait until it is ready behind the balancer; "+

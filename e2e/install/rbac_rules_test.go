@@ -37,6 +37,7 @@ import (
 
 	"github.com/octopus-agent-tools/workspace-webhook/certs"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/reliability"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/audit"
@@ -59,12 +60,23 @@ type ruleBreaks struct {
 	because      []string
 }
 
+// TestLeastPrivilege: the credentials the manifests give are least privilege, each rule proven
+// needed by a run that fails without it, for the webhook's ClusterRole and for the self-managed
+// flavour's certificate rules. What each run observed is saved as scenario 42 of RELIABILITY.md
+// (rbac_report_test.go).
+func TestLeastPrivilege(t *testing.T) {
+	var runs leastPrivilege
+	t.Run("the webhook's ClusterRole", func(t *testing.T) { eachRenderedClusterRoleRuleIsNeeded(t, &runs) })
+	t.Run("the self-managed certificate rules", func(t *testing.T) { eachSelfManagedRuleIsNeeded(t, &runs) })
+	reliability.Save(t, runs.result())
+}
+
 // The webhook with every rule of the rendered ClusterRole can do everything; without any one
 // rule, the capability that rule serves breaks, in a way that names the permission, and (for
 // the rules read on request paths) nothing else breaks. One control plane; each run is the
 // webhook binary as its own process, impersonating a service account bound to its own copy
 // of the rendered rules, probed with AdmissionReviews sent to its HTTPS endpoint.
-func TestEachRenderedClusterRoleRuleIsNeeded(t *testing.T) {
+func eachRenderedClusterRoleRuleIsNeeded(t *testing.T, runs *leastPrivilege) {
 	objs := render(t, "cert-manager", false)
 	var role rbacv1.ClusterRole
 	find(t, objs, "ClusterRole", "octopus-workspace-webhook", &role)
@@ -80,6 +92,7 @@ func TestEachRenderedClusterRoleRuleIsNeeded(t *testing.T) {
 		{[]string{"place a stopped agent's script pod by its VolumeAttachment"}, []string{"volumeattachments.storage.k8s.io is forbidden"}},
 		{[]string{"record a refusal as an Event", "count a repeated refusal in its Event's series"}, []string{"events.events.k8s.io", "forbidden"}},
 	}
+	runs.webhookRules = len(role.Rules)
 	if len(role.Rules) != len(want) {
 		t.Fatalf("the rendered ClusterRole has %d rules, this test knows %d: say what a new rule is for", len(role.Rules), len(want))
 	}
@@ -96,6 +109,7 @@ func TestEachRenderedClusterRoleRuleIsNeeded(t *testing.T) {
 			rules = append(append([]rbacv1.PolicyRule{}, role.Rules[:i]...), role.Rules[i+1:]...)
 		}
 		t.Run(name, func(t *testing.T) {
+			run := runs.add(t, "webhook ClusterRole", name, i < 0)
 			v := fmt.Sprintf("rbac-variant-%d", i+1)
 			for _, c := range capabilities {
 				if c.prepare != nil {
@@ -125,6 +139,7 @@ func TestEachRenderedClusterRoleRuleIsNeeded(t *testing.T) {
 				return b.String()
 			}
 			t.Logf("capabilities:%s", report())
+			run.observe(capabilities, failures, w.logText(), i, want)
 			if i < 0 {
 				if len(failures) > 0 || strings.Contains(strings.ToLower(w.logText()), "forbidden") {
 					t.Fatalf("with the rendered RBAC something failed:%s\nlog:\n%s", report(), w.logText())
@@ -160,7 +175,7 @@ func TestEachRenderedClusterRoleRuleIsNeeded(t *testing.T) {
 // The self-managed flavour's Role and ClusterRole: with all their rules the certificate
 // manager bootstraps its CA into its Secret and injects the caBundle; without any one rule it
 // fails, saying which permission it lacked.
-func TestEachSelfManagedRuleIsNeeded(t *testing.T) {
+func eachSelfManagedRuleIsNeeded(t *testing.T, runs *leastPrivilege) {
 	objs := render(t, "self-managed", false)
 	var role rbacv1.Role
 	var cabundle rbacv1.ClusterRole
@@ -173,6 +188,7 @@ func TestEachSelfManagedRuleIsNeeded(t *testing.T) {
 	}
 	// Which words of the certificate manager's error name each rule, in rendered order.
 	rules := []rule{{true, 0, `secrets "workspace-webhook-tls" is forbidden`}, {true, 1, "cannot create resource \"secrets\""}, {false, 0, "mutatingwebhookconfigurations"}}
+	runs.certRules = len(role.Rules) + len(cabundle.Rules)
 	if len(role.Rules)+len(cabundle.Rules) != len(rules) {
 		t.Fatalf("the self-managed RBAC has %d rules, this test knows %d", len(role.Rules)+len(cabundle.Rules), len(rules))
 	}
@@ -196,6 +212,7 @@ func TestEachSelfManagedRuleIsNeeded(t *testing.T) {
 			*target = append((*target)[:rules[i].index:rules[i].index], (*target)[rules[i].index+1:]...)
 		}
 		t.Run(name, func(t *testing.T) {
+			run := runs.add(t, "self-managed certificates", name, i < 0)
 			sa := fmt.Sprintf("cert-variant-%d", i+1)
 			subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: webhookNS}}
 			r.Name, cr.Name = sa, sa
@@ -213,6 +230,12 @@ func TestEachSelfManagedRuleIsNeeded(t *testing.T) {
 			must(t, err)
 			err = eventuallyGranted(ctx, func() error { return cm.Ensure(ctx) })
 			t.Logf("certificate bootstrap: %v", orOK(err))
+			run.worked = err == nil
+			run.outcome = strings.ReplaceAll(fmt.Sprintf("certificate bootstrap: %v", orOK(err)), "\n", "; ")
+			if i >= 0 {
+				run.broke = err != nil
+				run.named = err != nil && strings.Contains(err.Error(), rules[i].says)
+			}
 			if i < 0 {
 				if err != nil {
 					t.Fatalf("with the rendered RBAC: %v", err)

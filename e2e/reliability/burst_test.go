@@ -149,7 +149,7 @@ func TestBurst(t *testing.T) {
 	p50Own, _ := webhook.tookAtMost(0.50)
 	p99Own, slowOwn := webhook.tookAtMost(0.99)
 	m := fmt.Sprintf("burst: %d script pods, %d agents, %d creators", n, len(agents), cfg.burstCreators)
-	save(t, bench.Result{Order: 10, Name: "burst", Title: "10. Burst: script pods created at once through kube-apiserver",
+	Save(t, bench.Result{Order: 10, Name: "burst", Title: "10. Burst: script pods created at once through kube-apiserver",
 		Config: fmt.Sprintf("Promise: when many deployments start at once, every script pod is admitted, none is refused or slowed into failure by the webhook, each gets exactly one workspace volume "+
 			"and one workspace mount per container, ReadWriteOnce ones are pinned to their agent's node and scheduled there, ReadWriteMany ones are not pinned. "+
 			"How: %s mode; %d script pods (8 in 10 the agent's own Tentacle style, 1 in 10 raw-script, 1 in 10 from a ScriptPodTemplate) created by %d concurrent creators (one HTTP/2 connection, no client rate limit) "+

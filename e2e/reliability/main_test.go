@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 	"github.com/go-logr/logr"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	"github.com/octopus-agent-tools/workspace-webhook/e2e/bench"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 )
@@ -22,7 +20,7 @@ import (
 // run.sh) is the scenario the issue asks for and RELIABILITY.md reports.
 type config struct {
 	full bool
-	out  string // RELIABILITY_OUT: where results are saved ("": only logged)
+	out  string // RELIABILITY_OUT: where results (Save) and the webhook logs (logPath) go ("": nowhere)
 
 	// Burst: script pods created at once through kube-apiserver.
 	burstPods, burstAgents, burstNodes, burstCreators int
@@ -62,27 +60,6 @@ func (c config) mode() string {
 		return "full"
 	}
 	return "smoke"
-}
-
-// save writes r for the report when RELIABILITY_OUT is set; a smoke run only logs it.
-func save(t testing.TB, r bench.Result) {
-	t.Helper()
-	for _, f := range r.Figures {
-		line := f.Figure + ": " + f.Measured
-		if f.Baseline != "" {
-			line += " (baseline " + f.Baseline + ")"
-		}
-		if f.Met != nil {
-			line += fmt.Sprintf(", target %s: %s", f.Target, map[bool]string{true: "met", false: "NOT MET"}[*f.Met])
-		}
-		t.Log(line)
-	}
-	if cfg.out == "" {
-		return
-	}
-	if err := r.Save(cfg.out); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // logPath is where a webhook process of the run logs: kept in RELIABILITY_OUT when set (a

@@ -22,9 +22,10 @@ This report is what a platform team can read before installing the Octopus works
 each scenario, what is promised, how it is measured, and the figures of the last run. It is
 generated: ` + "`make reliability`" + ` runs the long versions of the scenarios and every fuzz target
 and rewrites this file (` + "`e2e/reliability/run.sh`" + `; the scenarios are tests in ` + "`e2e/reliability`" + `
-and ` + "`e2e/faults`" + `). Smaller versions of the same tests run in ` + "`make test`" + `, asserting
-correctness and sane numbers (never timings), so they cannot rot. What admission costs is in
-[BENCHMARKS.md](BENCHMARKS.md).
+and ` + "`e2e/faults`" + `, with the hostile-input and posture tests of ` + "`e2e`" + ` and the
+least-privilege test of ` + "`e2e/install`" + `). The same tests run in ` + "`make test`" + `, smaller where
+they have a size, asserting correctness and sane numbers (never timings), so they cannot rot.
+What admission costs is in [BENCHMARKS.md](BENCHMARKS.md).
 
 `)
 	fmt.Fprintf(&b, "- last run: %s, `%s`", when.UTC().Format("2006-01-02 15:04 MST"), command)

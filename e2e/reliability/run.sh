@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # `make reliability`: every reliability scenario at full size, every Go fuzz target, then
-# RELIABILITY.md rewritten from the results (cmd/reliabilityreport).
+# RELIABILITY.md rewritten from the results (cmd/reliabilityreport). The scenarios are the tests
+# of e2e/reliability and e2e/faults, and three tests of other packages that have no smaller
+# version: TestHostileInput and TestPosture (e2e), TestLeastPrivilege (e2e/install).
 # Usage: bash e2e/reliability/run.sh
 #   FUZZTIME=2m                  per fuzz target (default 2m); FUZZTIME=0 skips fuzzing (the last fuzz results stay)
-#   RELIABILITY_RUN='TestBurst'  only the tests matching this -run pattern (other results stay)
+#   RELIABILITY_RUN='TestBurst'  only the tests matching this -run pattern (other results stay); of the three
+#                                tests above, those whose name matches its first part (grep -E) run
 #   RELIABILITY_SCALE_PODS=20000 fewer unrelated pods in the scale scenario (say so when committing)
 # Output: .reliability/ (git-ignored): <name>.json results, each package's log, fuzz.tsv, the
 # webhook build measured; RELIABILITY.md at the repository root.
@@ -59,6 +62,25 @@ for pkg in e2e/reliability e2e/faults; do
 	[ -n "${RELIABILITY_RUN:-}" ] && args+=(-run "$RELIABILITY_RUN")
 	"$go" test "${args[@]}" "./$pkg" 2>&1 | tee "$out/$name.log" || failed+=("$name")
 done
+
+# Scenarios that are tests of other packages, run by name (their packages hold many other
+# tests): with RELIABILITY_RUN set, only the names it matches (its part before any '/', as an
+# extended regular expression); a package none of whose names match is skipped.
+scenarios() { # package, then its scenario tests
+	local pkg=$1 picked=() t
+	shift
+	for t in "$@"; do
+		if [ -z "${RELIABILITY_RUN:-}" ] || grep -qE -- "${RELIABILITY_RUN%%/*}" <<<"$t"; then picked+=("$t"); fi
+	done
+	[ ${#picked[@]} -gt 0 ] || return 0
+	local pattern name
+	pattern="^($(IFS='|'; echo "${picked[*]}"))\$"
+	name=$(basename "$pkg")
+	step "$name: go test ./$pkg -run '$pattern'"
+	"$go" test -count=1 -v -timeout 60m -run "$pattern" "./$pkg" 2>&1 | tee "$out/$name.log" || failed+=("$name")
+}
+scenarios e2e TestHostileInput TestPosture
+scenarios e2e/install TestLeastPrivilege
 
 if [ "$fuzztime" != 0 ]; then
 	step "fuzz: every Go fuzz target for $fuzztime"

@@ -195,7 +195,7 @@ func TestScale(t *testing.T) {
 	webhookErrors := tallyFirst.errors() + tallyFresh.errors()
 	admitErrors := se.Errors + sp.Errors + admitGrown.Errors
 	m := fmt.Sprintf("scale: %d agents, %d unrelated pods, %d kwok nodes", len(agents), cfg.scalePods, cfg.scaleNodes)
-	save(t, bench.Result{Order: 20, Name: "scale", Title: "20. Scale: the webhook on a large cluster vs an empty one",
+	Save(t, bench.Result{Order: 20, Name: "scale", Title: "20. Scale: the webhook on a large cluster vs an empty one",
 		Config: fmt.Sprintf("Promise: the webhook's memory does not grow with the cluster: it caches only Tentacle pods, the agent chart's claims, nodes and StorageClasses, trimmed, "+
 			"so a large cluster costs at most 5 MiB more resident memory than an empty one, and below 64 MiB in all (issue 6, BENCHMARKS.md figure 4); it admits every script pod correctly there; "+
 			"start-up and admission latency are reported against the empty cluster. "+
