@@ -87,7 +87,7 @@ func TestAPIServerRestart(t *testing.T) {
 	reliability.Save(t, bench.Result{Order: 30, Name: "faults-apiserver-restart", Title: "30. Faults: kube-apiserver restarts while script pods keep arriving",
 		Config: fmt.Sprintf("Promise: while the API server is down the webhook still answers every review (a ReadWriteOnce script pod is then refused, retryably, since its facts can be neither read nor trusted), "+
 			"and once it is back no script pod is pinned to a node the Tentacle left, whether or not the webhook's watches have reconnected yet (until they have, facts are read live). "+
-			"Measured: kube-apiserver stopped (SIGTERM) for %s while 4 workers send reviews straight to the webhook's address, each 50 ms after its last answer (as a second API server of an HA control plane would); "+
+			"How: kube-apiserver stopped (SIGTERM) for %s while 4 workers send reviews straight to the webhook's address, each 50 ms after its last answer (as a second API server of an HA control plane would); "+
 			"the moment it is back, the Tentacle pod is deleted from node-1 and one runs on node-3 (placed directly, no controller in the way), "+
 			"then script pods are created through the API server one after the other (dry-run: the webhooks and the policy run, nothing is stored); two webhook replicas behind one address, production binary.", outage),
 		Figures: []bench.Figure{
@@ -233,7 +233,7 @@ func TestWatchDrop(t *testing.T) {
 	reliability.Save(t, bench.Result{Order: 31, Name: "faults-watch-drop", Title: "31. Faults: the webhook's watches drop (its link to the API server cut) while script pods keep arriving",
 		Config: fmt.Sprintf("Promise: while the webhook cannot watch the API server it never pins a script pod on facts that may be stale: it reads them live, and when that fails too a ReadWriteOnce script pod is refused (retryably) "+
 			"while a ReadWriteMany one whose claim it caches (the chart's claims) is still admitted; the chart's NFS claim carries no label, is not cached, and its script pods are refused too; every script pod gets the webhook's answer within the API server's timeout; "+
-			"once the link is back the webhook resynchronises. Measured: two webhook replicas (production binary) reach the API server through a loopback proxy that drops every connection and refuses new ones for %s, "+
+			"once the link is back the webhook resynchronises. How: two webhook replicas (production binary) reach the API server through a loopback proxy that drops every connection and refuses new ones for %s, "+
 			"while the API server still calls the webhook; 1 s into the cut the Tentacle pod leaves node-1 and one runs on node-3; 4 workers create script pods (2 ReadWriteOnce, 1 ReadWriteMany class, 1 NFS) through the API server, one after the other (dry-run).",
 			restoredAt.Sub(cutAt).Round(100*time.Millisecond)),
 		Figures: figures, Raw: raw.String()})

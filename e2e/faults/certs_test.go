@@ -153,7 +153,7 @@ func TestCertificateRenewalUnderLoad(t *testing.T) {
 	wg.Wait()
 
 	reliability.Save(t, bench.Result{Order: 36, Name: "faults-certificate-renewal", Title: "36. Faults: certificate renewal under load (self-managed certificates, two replicas)",
-		Config: fmt.Sprintf("Promise: renewing the serving certificate fails no request. Measured: two replicas (production binary, --cert-mode=self-managed, sharing one Secret) behind one address, "+
+		Config: fmt.Sprintf("Promise: renewing the serving certificate fails no request. How: two replicas (production binary, --cert-mode=self-managed, sharing one Secret) behind one address, "+
 			"webhook configurations of their own calling them by URL with the CA they inject; %d forced renewals (the Secret's certificate overwritten, each replica renews or picks the renewed one up), "+
 			"1 s apart, while 4 workers create script pods through the API server one after the other (dry-run). "+
 			"(e2e/selfmanaged_test.go proves the same for one in-process replica on every make test.)", renewals),

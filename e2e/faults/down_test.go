@@ -147,7 +147,7 @@ func TestWebhookFullyDown(t *testing.T) {
 	reliability.Save(t, bench.Result{Order: 34, Name: "faults-webhook-down", Title: "34. Faults: the webhook fully down",
 		Config: "Promise: with no replica running, script pods are refused at once with the API server's error (failurePolicy Fail: never admitted without their workspace or pin); " +
 			"agent claims are admitted unchecked and Tentacle pods placed as Kubernetes would (Ignore); nothing else in the cluster is affected. " +
-			"Measured: every replica stopped and nothing listening at the address the webhook configurations call (as a Service with no endpoint), " +
+			"How: every replica stopped and nothing listening at the address the webhook configurations call (as a Service with no endpoint), " +
 			"one object of each kind created through the API server (dry-run) with the webhook down (measured) and up (baseline); then the emergency switch, the script-pod webhook's failurePolicy patched to Ignore, " +
 			"with script pods created for real and scheduled (kube-scheduler, kwok nodes) to show where they land.",
 		Figures: figures, Raw: raw.String() + fmt.Sprintf("webhook down for %s\n", downFor.Round(time.Millisecond))})

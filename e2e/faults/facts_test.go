@@ -166,7 +166,7 @@ func TestMissingAndConflictingFacts(t *testing.T) {
 	}
 	reliability.Save(t, bench.Result{Order: 35, Name: "faults-facts", Title: "35. Faults: missing or conflicting facts about a ReadWriteOnce workspace",
 		Config: "Promise: each missing or conflicting fact has one defined outcome, never a script pod admitted to sit Pending or to hit a Multi-Attach error. " +
-			"Measured: for each case, a chart v3 ReadWriteOnce agent in a namespace of its own, its objects created directly on the API server (Tentacle pods placed and marked Running, " +
+			"How: for each case, a chart v3 ReadWriteOnce agent in a namespace of its own, its objects created directly on the API server (Tentacle pods placed and marked Running, " +
 			"claims and VolumeAttachments held Terminating by a finalizer where the case says so), then a script pod created through the API server (dry-run); outcome read from the API server's answer.",
 		Figures: figures, Raw: raw.String()})
 }

@@ -157,7 +157,7 @@ func TestTentacleMoves(t *testing.T) {
 	}
 	reliability.Save(t, bench.Result{Order: 32, Name: "faults-tentacle-moves", Title: "32. Faults: the Tentacle moves to another node (eviction, rollout) while script pods keep arriving",
 		Config: fmt.Sprintf("Promise: once the new Tentacle pod runs on its new node (and the old one is stopping), the next script pods are pinned there within one cache update; none is pinned to a node that no longer holds the volume "+
-			"(its Tentacle pod gone from the API: from then on Kubernetes may detach the ReadWriteOnce volume there), and none goes back to the old node. Measured: %d moves of a chart v3 ReadWriteOnce agent (Deployment, scheduler, controllers, kwok nodes), "+
+			"(its Tentacle pod gone from the API: from then on Kubernetes may detach the ReadWriteOnce volume there), and none goes back to the old node. How: %d moves of a chart v3 ReadWriteOnce agent (Deployment, scheduler, controllers, kwok nodes), "+
 			"alternately an eviction of the Tentacle pod off its cordoned node (as kubectl drain does) and a rollout restart with the old node cordoned; the old pod is held Terminating for %s (a finalizer standing for its container's stop); "+
 			"3 workers create script pods through the API server without pause (dry-run); times are when the test's own watch of the API server saw each state.", len(moves), stopGrace),
 		Figures: []bench.Figure{

@@ -198,7 +198,7 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 	reliability.Save(t, bench.Result{Order: 33, Name: "faults-replica-killed", Title: "33. Faults: one of two webhook replicas killed (SIGKILL) and restarted under load",
 		Config: fmt.Sprintf("Promise: a call that fails because a replica died has its webhook's documented outcome, nothing else: a script pod is refused (failurePolicy Fail; Tentacle reports the API server's error), "+
 			"never admitted without its workspace; an agent claim is admitted unchecked and a Tentacle pod admitted unpinned (failurePolicy Ignore), never refused. "+
-			"Measured: two replicas (production binary) behind one loopback address; %d round(s) per balancer mode of: 1 s of load, SIGKILL of one replica, 1 s, restart, wait until it is ready behind the balancer; "+
+			"How: two replicas (production binary) behind one loopback address; %d round(s) per balancer mode of: 1 s of load, SIGKILL of one replica, 1 s, restart, wait until it is ready behind the balancer; "+
 			"load through the API server (dry-run): 2 workers creating script pods of a ReadWriteOnce agent, 1 creating agent claims asking ReadWriteMany of an EBS class (which the webhook refuses), 1 creating Tentacle pods (which it pins), each one after the other.", rounds),
 		Figures: figures, Raw: raw.String()})
 }
