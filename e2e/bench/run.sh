@@ -27,22 +27,8 @@ export BENCH_FULL=1 BENCH_OUT=$out
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git -C "$root" status --porcelain 2>/dev/null | head -1)" ]; then commit="$commit (working tree modified)"; fi
 
-# Each step notes how busy the machine was in the second before it started: other work skews
-# absolute numbers (ratios less so: both sides of each figure alternate under the same load).
-busy() { # percent of all cores busy over one second (/proc/stat: all but idle and iowait)
-	local a b
-	read -r -a a < <(head -1 /proc/stat)
-	sleep 1
-	read -r -a b < <(head -1 /proc/stat)
-	local t=0 i=0
-	for j in 1 2 3 4 5 6 7 8; do t=$((t + b[j] - a[j])); done
-	i=$((b[4] - a[4] + b[5] - a[5]))
-	echo $(((t - i) * 100 / (t > 0 ? t : 1)))
-}
-step() {
-	printf '\n==> %s\n' "$*"
-	printf '%s: machine %s%% busy in the second before\n' "${*%%:*}" "$(busy)" >>"$out/loadavg.txt"
-}
+# shellcheck source=../../hack/steps.sh
+source "$root/hack/steps.sh" # busy, step: the machine's load noted before each step
 failed=()
 
 step "building the webhook (production flags, as make build) and the benchmark binary"
