@@ -70,7 +70,7 @@ if want https; then
 fi
 
 if want apiserver; then
-	step "3. script-pod creation through kube-apiserver: our webhooks vs no-op webhooks vs none, rotating"
+	step "3. script-pod creation through kube-apiserver: our webhook + policy vs one no-op webhook call vs none, rotating"
 	bench -test.run '^TestAPIServer$' -test.v -test.timeout 30m | tee "$out/apiserver.log" || failed+=(apiserver)
 	# Where kube-apiserver's CPU goes in each side's first phase: the share spent dispatching
 	# webhooks (k8s.io/apiserver/pkg/admission/plugin/webhook) is in each header line.
