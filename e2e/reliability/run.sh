@@ -71,25 +71,7 @@ scenarios e2e/install TestLeastPrivilege
 if [ "$fuzztime" != 0 ]; then
 	step "fuzz: every Go fuzz target for $fuzztime"
 	rm -f "$out"/fuzz.*
-	# Packages with a fuzz target in their tests; `go test -list` names the targets as Go sees them.
-	for pkg in $(grep -rl --include='*_test.go' --exclude-dir=bin --exclude-dir=.git '^func Fuzz' . | xargs -n1 dirname | sort -u); do
-		for target in $("$go" test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
-			echo "== $target ($pkg) for $fuzztime"
-			log=$out/fuzz.$target.run
-			# Interesting inputs are minimized for at most FUZZMINIMIZETIME: Go's default 60s
-			# stalls the workers on large inputs and leaves few executions.
-			if "$go" test "$pkg" -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime "${FUZZMINIMIZETIME:-5s}" >"$log" 2>&1; then
-				result=ok
-			else
-				result=FAIL
-				failed+=("$target")
-				tail -40 "$log" >"$out/fuzz.$target.log"
-			fi
-			execs=$(grep -o 'execs: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
-			printf '%s\t%s\t%s\t%s\t%s\n' "$target" "$pkg" "$fuzztime" "$execs" "$result" | tee -a "$out/fuzz.tsv"
-			rm -f "$log"
-		done
-	done
+	FUZZ_OUT=$out bash hack/fuzz.sh "$fuzztime" || failed+=(fuzz)
 fi
 
 step "report: RELIABILITY.md"
