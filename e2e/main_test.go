@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 	"github.com/octopus-agent-tools/workspace-webhook/manifests"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 )
@@ -54,6 +55,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "SKIP e2e:", err)
 		return 0
 	}
+	defer webhookprocess.RemoveBuilt() // the binary TestPosture ran
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 

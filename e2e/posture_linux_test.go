@@ -9,12 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 )
-
-// childAttr has the kernel kill a webhook process whose test binary dies first.
-func childAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} }
 
 // listeningSockets reads the kernel's socket tables for the sockets pid holds: TCP sockets in
 // LISTEN ("ip:port", sorted), and any other socket that can receive unasked (unconnected UDP,

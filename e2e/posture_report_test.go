@@ -19,6 +19,7 @@ import (
 	"k8s.io/pod-security-admission/policy"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/bench"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 	"github.com/octopus-agent-tools/workspace-webhook/manifests"
 )
 
@@ -38,7 +39,7 @@ type posture struct {
 }
 
 type listeners struct {
-	p          *webhookProcess
+	p          *webhookprocess.Process
 	tcp, other []string
 	enumerated bool
 	want       []string
@@ -114,7 +115,7 @@ func (s posture) result() bench.Result {
 		figures = append(figures, bench.Figure{Measurement: m, Figure: "sockets the process listens on (the kernel's socket tables)", Measured: "not enumerated (no /proc socket tables here)"})
 	} else {
 		var named []string
-		for _, r := range []struct{ role, addr string }{{"webhook (TLS)", l.p.addr}, {"metrics", l.p.metrics}, {"probes", l.p.probe}} {
+		for _, r := range []struct{ role, addr string }{{"webhook (TLS)", l.p.Addr}, {"metrics", l.p.Metrics}, {"probes", l.p.Probe}} {
 			if slices.Contains(l.tcp, r.addr) {
 				named = append(named, r.role+" "+r.addr)
 			}
@@ -130,7 +131,7 @@ func (s posture) result() bench.Result {
 		}
 		figures = append(figures, fig("sockets the process listens on (the kernel's socket tables)", measured,
 			"the TLS webhook port, metrics and probes only", slices.Equal(l.tcp, l.want) && len(l.other) == 0))
-		fmt.Fprintf(&raw, "listening (pid %d): TCP %v, other %v\n", l.p.cmd.Process.Pid, l.tcp, l.other)
+		fmt.Fprintf(&raw, "listening (pid %d): TCP %v, other %v\n", l.p.Pid(), l.tcp, l.other)
 	}
 
 	// Plaintext: which ports answer HTTP without TLS, and with what.
@@ -239,7 +240,7 @@ func (s posture) result() bench.Result {
 	return bench.Result{Order: 41, Name: "posture", Title: "41. Security posture: TLS, HTTP/2, listeners, Pod Security",
 		Config: "Promise: TLS below the minimum (1.3 by default, 1.2 when asked) is refused; HTTP/2 is off by default; nothing listens in plaintext but the probes and the metrics, " +
 			"which serve their own paths and nothing of the webhook; the webhook's Deployment passes Pod Security restricted, which its namespace enforces. " +
-			"How: the webhook binary (go build ./cmd/workspace-webhook) run as its own process against a real kube-apiserver with a serving certificate, " +
+			"How: the webhook binary ($WEBHOOK_BIN, the production build under make reliability, else go build ./cmd/workspace-webhook) run as its own process against a real kube-apiserver with a serving certificate, " +
 			"its listening sockets read from the kernel's tables (/proc/<pid>/net: TCP in LISTEN, unconnected UDP, listening unix sockets), " +
 			"TLS handshakes from clients offering one version each and from one offering TLS 1.2 to 1.3 with ALPN h2 and http/1.1, plaintext GETs to each port; " +
 			"then again with --tls-min-version=1.2 --enable-http2; each kustomization (" + strings.Join(manifests.Flavours, ", ") + ") rendered, " +

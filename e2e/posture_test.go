@@ -5,19 +5,14 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/reliability"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 	"github.com/octopus-agent-tools/workspace-webhook/manifests"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 )
@@ -31,11 +26,10 @@ import (
 // of RELIABILITY.md (posture_report_test.go).
 func TestPosture(t *testing.T) {
 	var seen posture
-	bin := buildWebhook(t)
 	t.Run("defaults", func(t *testing.T) {
-		p := startWebhookProcess(t, bin)
-		tcp, other, ok := listeningSockets(t, p.cmd.Process.Pid)
-		want := []string{p.addr, p.metrics, p.probe}
+		p := startWebhookProcess(t)
+		tcp, other, ok := listeningSockets(t, p.Pid())
+		want := []string{p.Addr, p.Metrics, p.Probe}
 		slices.Sort(want)
 		seen.listeners = &listeners{p: p, tcp: tcp, other: other, enumerated: ok, want: want}
 		switch {
@@ -44,7 +38,7 @@ func TestPosture(t *testing.T) {
 		case !slices.Equal(tcp, want) || len(other) > 0:
 			t.Fatalf("listening: TCP %v, other %v; want TCP %v (webhook, metrics, probes) and nothing else", tcp, other, want)
 		default:
-			t.Logf("listening sockets of pid %d: %v", p.cmd.Process.Pid, tcp)
+			t.Logf("listening sockets of pid %d: %v", p.Pid(), tcp)
 		}
 
 		// Plaintext on the plaintext ports, only their own paths.
@@ -52,13 +46,13 @@ func TestPosture(t *testing.T) {
 			url  string
 			want int
 		}{
-			{"http://" + p.metrics + "/metrics", http.StatusOK},
-			{"http://" + p.probe + "/healthz", http.StatusOK},
-			{"http://" + p.probe + "/readyz", http.StatusOK},
-			{"http://" + p.metrics + app.MutatePodPath, http.StatusNotFound},
-			{"http://" + p.probe + app.MutatePodPath, http.StatusNotFound},
-			{"http://" + p.metrics + "/debug/pprof/", http.StatusNotFound},
-			{"http://" + p.probe + "/debug/pprof/", http.StatusNotFound},
+			{"http://" + p.Metrics + "/metrics", http.StatusOK},
+			{"http://" + p.Probe + "/healthz", http.StatusOK},
+			{"http://" + p.Probe + "/readyz", http.StatusOK},
+			{"http://" + p.Metrics + app.MutatePodPath, http.StatusNotFound},
+			{"http://" + p.Probe + app.MutatePodPath, http.StatusNotFound},
+			{"http://" + p.Metrics + "/debug/pprof/", http.StatusNotFound},
+			{"http://" + p.Probe + "/debug/pprof/", http.StatusNotFound},
 		} {
 			got, _ := httpGet(t, c.url)
 			seen.plaintext = append(seen.plaintext, plainGet{url: c.url, got: got, want: c.want})
@@ -67,35 +61,35 @@ func TestPosture(t *testing.T) {
 			}
 		}
 		// The webhook port answers plaintext with the TLS server's refusal, nothing else.
-		code, body := httpGet(t, "http://"+p.addr+app.MutatePodPath)
+		code, body := httpGet(t, "http://"+p.Addr+app.MutatePodPath)
 		seen.plainToTLS = fmt.Sprintf("HTTP %d: %s", code, firstLine(strings.TrimSpace(body), 80))
 		seen.plainToTLSRefused = code == http.StatusBadRequest && strings.Contains(body, "HTTP request to an HTTPS server")
 		if !seen.plainToTLSRefused {
 			t.Errorf("plaintext to the webhook port: HTTP %d %q", code, body)
 		}
 
-		state := handshake(t, p.addr, tls.VersionTLS12, tls.VersionTLS13, "h2", "http/1.1")
+		state := handshake(t, p.Addr, tls.VersionTLS12, tls.VersionTLS13, "h2", "http/1.1")
 		seen.defaultTLS = &state
 		if state.Version != tls.VersionTLS13 || state.NegotiatedProtocol == "h2" {
 			t.Errorf("negotiated TLS %s, ALPN %q; want TLS 1.3, not h2", tls.VersionName(state.Version), state.NegotiatedProtocol)
 		}
-		seen.defaultRefusals = append(seen.defaultRefusals, refused(t, p.addr, tls.VersionTLS12), refused(t, p.addr, tls.VersionTLS11))
+		seen.defaultRefusals = append(seen.defaultRefusals, refused(t, p.Addr, tls.VersionTLS12), refused(t, p.Addr, tls.VersionTLS11))
 	})
 	t.Run("--tls-min-version=1.2 --enable-http2", func(t *testing.T) {
-		p := startWebhookProcess(t, bin, "--tls-min-version=1.2", "--enable-http2")
-		s := handshake(t, p.addr, tls.VersionTLS12, tls.VersionTLS12, "h2", "http/1.1")
+		p := startWebhookProcess(t, "--tls-min-version=1.2", "--enable-http2")
+		s := handshake(t, p.Addr, tls.VersionTLS12, tls.VersionTLS12, "h2", "http/1.1")
 		seen.tls12 = &s
 		if s.Version != tls.VersionTLS12 {
 			t.Errorf("TLS 1.2 not served with --tls-min-version=1.2: %s", tls.VersionName(s.Version))
 		}
 		// The control of the default case: HTTP/2 is negotiated when enabled, so its absence
 		// above is the server's choice, not the client's.
-		h2 := handshake(t, p.addr, tls.VersionTLS12, tls.VersionTLS13, "h2", "http/1.1")
+		h2 := handshake(t, p.Addr, tls.VersionTLS12, tls.VersionTLS13, "h2", "http/1.1")
 		seen.http2Enabled = &h2
 		if h2.NegotiatedProtocol != "h2" {
 			t.Errorf("ALPN %q with --enable-http2, want h2", h2.NegotiatedProtocol)
 		}
-		seen.min12Refusals = append(seen.min12Refusals, refused(t, p.addr, tls.VersionTLS11), refused(t, p.addr, tls.VersionTLS10))
+		seen.min12Refusals = append(seen.min12Refusals, refused(t, p.Addr, tls.VersionTLS11), refused(t, p.Addr, tls.VersionTLS10))
 	})
 	t.Run("Pod Security restricted", func(t *testing.T) {
 		for _, flavour := range manifests.Flavours {
@@ -165,59 +159,14 @@ func httpGet(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// buildWebhook builds cmd/workspace-webhook once for the test.
-func buildWebhook(t *testing.T) string {
+// startWebhookProcess runs the webhook binary on loopback with the control plane's serving
+// certificate, with args added, and waits until it is ready; webhookprocess stops it (its pid
+// only) when the test ends.
+func startWebhookProcess(t *testing.T, args ...string) *webhookprocess.Process {
 	t.Helper()
-	root, err := controlplane.RepoRoot()
-	must(t, err)
-	bin := filepath.Join(t.TempDir(), "workspace-webhook")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/workspace-webhook")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/workspace-webhook: %v\n%s", err, out)
-	}
-	return bin
-}
-
-type webhookProcess struct {
-	cmd                  *exec.Cmd
-	addr, metrics, probe string
-}
-
-// startWebhookProcess runs the binary on loopback with the control plane's serving
-// certificate, and waits until it is ready; it is stopped (its pid only) when the test ends.
-func startWebhookProcess(t *testing.T, bin string, args ...string) *webhookProcess {
-	t.Helper()
-	p := &webhookProcess{addr: freeAddr(), metrics: freeAddr(), probe: freeAddr()}
-	host, port, _ := net.SplitHostPort(p.addr)
-	logPath := filepath.Join(t.TempDir(), "webhook.log")
-	logFile, err := os.Create(logPath)
-	must(t, err)
-	p.cmd = exec.Command(bin, append([]string{"--kubeconfig=" + cp.KubeconfigPath, "--host=" + host, "--port=" + port,
-		"--cert-dir=" + cp.WebhookInstallOptions.LocalServingCertDir, "--metrics-bind-address=" + p.metrics,
-		"--health-probe-bind-address=" + p.probe, "--namespace=octopus-workspace-webhook"}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	p.cmd.Env = append(os.Environ(), "KUBECONFIG=")
-	p.cmd.SysProcAttr = childAttr()
-	must(t, p.cmd.Start())
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); _ = logFile.Close(); close(done) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("webhook log:\n%s", b)
-		}
-	})
-	if err := controlplane.WaitOK(t.Context(), "http://"+p.probe+"/readyz", 60*time.Second); err != nil {
-		b, _ := os.ReadFile(logPath)
-		t.Fatalf("the webhook process never became ready: %v\n%s", err, b)
+	p := webhookprocess.Start(t, webhookprocess.Options{Kubeconfig: cp.KubeconfigPath, CertDir: cp.WebhookInstallOptions.LocalServingCertDir, Args: args})
+	if _, err := p.WaitReady(t.Context(), 60*time.Second); err != nil {
+		t.Fatalf("the webhook process never became ready: %v", err)
 	}
 	return p
 }

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 	"github.com/octopus-agent-tools/workspace-webhook/manifests"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 )
@@ -166,4 +167,10 @@ func parseArgs(args []string, namespace string) (app.Options, error) {
 		return opts, fmt.Errorf("arguments the binary would not parse as flags: %v", fs.Args())
 	}
 	return opts, nil
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	webhookprocess.RemoveBuilt() // the binary the least-privilege runs started
+	os.Exit(code)
 }

@@ -160,7 +160,7 @@ func (l leastPrivilege) result() bench.Result {
 	}
 	return bench.Result{Order: 42, Name: "least-privilege", Title: "42. Least privilege: every rendered RBAC rule proven needed",
 		Config: "Promise: the webhook's credentials are least privilege, proven by an impersonated run that succeeds with exactly the rendered RBAC and fails without each rule. " +
-			"How: a real kube-apiserver and etcd; the webhook binary (go build ./cmd/workspace-webhook) run as its own process with a kubeconfig impersonating a service account " +
+			"How: a real kube-apiserver and etcd; the webhook binary ($WEBHOOK_BIN, the production build under make reliability, else go build ./cmd/workspace-webhook) run as its own process with a kubeconfig impersonating a service account " +
 			"bound to its own copy of the rendered ClusterRole (cert-manager flavour), then once per rule with that rule removed; each run probed with AdmissionReviews " +
 			"sent to its HTTPS endpoint for every capability (pin by a running Tentacle, by a claim the cache does not hold, by a VolumeAttachment, follow a moved Tentacle, " +
 			"see a new node and a new class, judge a class by its volumes, check a claim's volume, record a refusal as an Event and count its series). " +

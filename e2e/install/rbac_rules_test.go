@@ -39,6 +39,7 @@ import (
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/controlplane"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/reliability"
 	"github.com/octopus-agent-tools/workspace-webhook/e2e/tentacle"
+	"github.com/octopus-agent-tools/workspace-webhook/e2e/webhookprocess"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/app"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/audit"
 	"github.com/octopus-agent-tools/workspace-webhook/webhook/reason"
@@ -96,7 +97,7 @@ func eachRenderedClusterRoleRuleIsNeeded(t *testing.T, runs *leastPrivilege) {
 	if len(role.Rules) != len(want) {
 		t.Fatalf("the rendered ClusterRole has %d rules, this test knows %d: say what a new rule is for", len(role.Rules), len(want))
 	}
-	bin := buildWebhook(t)
+	bin := webhookprocess.Binary(t)
 	cp := start(t, controlplane.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
@@ -701,18 +702,4 @@ func orOK(err error) any {
 		return "ok"
 	}
 	return err
-}
-
-// buildWebhook builds cmd/workspace-webhook for the test.
-func buildWebhook(t *testing.T) string {
-	t.Helper()
-	root, err := controlplane.RepoRoot()
-	must(t, err)
-	bin := filepath.Join(t.TempDir(), "workspace-webhook")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/workspace-webhook")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/workspace-webhook: %v\n%s", err, out)
-	}
-	return bin
 }
